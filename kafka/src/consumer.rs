@@ -1,0 +1,249 @@
+//! The batch consumer loop every service runs.
+//!
+//! Records are taken in batches (up to `max_batch`, or what arrives within
+//! `linger` of the first), so a handler can write the store once and produce
+//! many records before one ack wait. Offsets are stored only after the
+//! handler returned, i.e. after its effect is durable, and committed by
+//! librdkafka in the background and once more at shutdown: at-least-once,
+//! with handlers idempotent. A handler error (store down) retries the same
+//! batch with backoff; nothing is skipped. A record the handler cannot use
+//! goes to `<topic>.dlq` with the reason, and the loop moves on.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use tokio_util::sync::CancellationToken;
+
+use crate::{KafkaArgs, KafkaError, Producer, RecordHeaders, topics};
+
+/// A record as handlers see it, owned.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: RecordHeaders,
+}
+
+impl Record {
+    pub(crate) fn from_message(m: &BorrowedMessage<'_>) -> Self {
+        Self {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .map(str::to_owned),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: RecordHeaders::from_kafka(m.headers()),
+        }
+    }
+}
+
+/// A record to set aside, and why.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Index of the record in the batch.
+    pub index: usize,
+    pub reason: String,
+}
+
+/// The handler could not do its work now (a dependency is down); the batch
+/// is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+impl HandlerError {
+    pub fn new(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// What a service does with a batch of records. Records of one partition
+/// come in offset order; a handler keeps that order per key.
+pub trait BatchHandler: Send + Sync {
+    fn handle(&self, batch: &[Record]) -> impl Future<Output = Result<Vec<DeadLetter>, HandlerError>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub max_batch: usize,
+    pub linger: Duration,
+}
+
+impl ConsumerSettings {
+    pub fn new(group_id: impl Into<String>, topics: &[&str]) -> Self {
+        Self {
+            group_id: group_id.into(),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            max_batch: 500,
+            linger: Duration::from_millis(2),
+        }
+    }
+}
+
+/// A consumer group member, created and subscribed.
+pub struct BatchConsumer {
+    consumer: StreamConsumer,
+    settings: ConsumerSettings,
+    dead_letters: Producer,
+}
+
+impl BatchConsumer {
+    pub fn new(
+        args: &KafkaArgs,
+        settings: ConsumerSettings,
+        dead_letters: Producer,
+    ) -> Result<Self, KafkaError> {
+        let consumer: StreamConsumer = args
+            .client_config(&settings.group_id)
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            // Offsets are stored by hand, after the effect is durable.
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "10")
+            .set("session.timeout.ms", "10000")
+            .create()?;
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(Self {
+            consumer,
+            settings,
+            dead_letters,
+        })
+    }
+
+    /// Runs until `shutdown`: finishes the batch in hand, commits, returns.
+    pub async fn run<H: BatchHandler>(self, handler: H, shutdown: CancellationToken) {
+        let Self {
+            consumer,
+            settings,
+            dead_letters,
+        } = self;
+        let group = settings.group_id.clone();
+        let mut stream = consumer.stream();
+        let mut batch: Vec<Record> = Vec::with_capacity(settings.max_batch);
+        'outer: loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = stream.next() => next,
+            };
+            match first {
+                Some(Ok(m)) => batch.push(Record::from_message(&m)),
+                Some(Err(error)) => {
+                    tracing::warn!(%group, %error, "kafka consume error");
+                    continue;
+                }
+                None => break,
+            }
+            let deadline = tokio::time::Instant::now() + settings.linger;
+            while batch.len() < settings.max_batch {
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Ok(Some(Ok(m))) => batch.push(Record::from_message(&m)),
+                    Ok(Some(Err(error))) => tracing::warn!(%group, %error, "kafka consume error"),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            metrics::histogram!("chat4all_consumer_batch_records", "group" => group.clone())
+                .record(batch.len() as f64);
+
+            let mut backoff = Duration::from_millis(50);
+            let dead = loop {
+                match handler.handle(&batch).await {
+                    Ok(dead) => break dead,
+                    Err(error) => {
+                        metrics::counter!("chat4all_consumer_batch_retries_total", "group" => group.clone())
+                            .increment(1);
+                        tracing::warn!(%group, %error, records = batch.len(), "batch failed, retrying");
+                        tokio::select! {
+                            // Not committed: the batch is consumed again after restart.
+                            () = shutdown.cancelled() => break 'outer,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            };
+            if !dead.is_empty() && !send_dead_letters(&dead_letters, &batch, &dead, &group, &shutdown).await {
+                break;
+            }
+            store_offsets(&consumer, &batch, &group);
+            for r in &batch {
+                metrics::counter!("chat4all_consumed_records_total", "topic" => r.topic.clone()).increment(1);
+            }
+            batch.clear();
+        }
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing consumed yet, or partitions revoked: nothing to lose.
+            tracing::debug!(%group, %error, "final commit");
+        }
+        tracing::info!(%group, "consumer stopped");
+    }
+}
+
+/// The highest offset of each partition in the batch, stored for commit.
+fn store_offsets(consumer: &StreamConsumer, batch: &[Record], group: &str) {
+    let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
+    for r in batch {
+        let e = highest.entry((r.topic.as_str(), r.partition)).or_insert(r.offset);
+        *e = (*e).max(r.offset);
+    }
+    for ((topic, partition), offset) in highest {
+        if let Err(error) = consumer.store_offset(topic, partition, offset) {
+            // The partition was revoked meanwhile: its new owner redoes the
+            // records, which handlers tolerate.
+            tracing::debug!(%group, topic, partition, %error, "offset not stored");
+        }
+    }
+}
+
+/// Produces the dead letters; false if shutdown came first.
+async fn send_dead_letters(
+    producer: &Producer,
+    batch: &[Record],
+    dead: &[DeadLetter],
+    group: &str,
+    shutdown: &CancellationToken,
+) -> bool {
+    for letter in dead {
+        let Some(record) = batch.get(letter.index) else {
+            continue;
+        };
+        let dlq = topics::dead_letter(&record.topic);
+        let headers = RecordHeaders {
+            dlq_reason: Some(letter.reason.clone()),
+            ..record.headers.clone()
+        };
+        let key = record.key.as_deref().unwrap_or("");
+        tracing::warn!(%group, topic = %record.topic, partition = record.partition, offset = record.offset,
+            reason = %letter.reason, "record sent to dead-letter topic");
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match producer.send(&dlq, key, &record.payload, &headers).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(%group, %error, %dlq, "dead letter not produced, retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return false,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        metrics::counter!("chat4all_dead_letters_total", "topic" => record.topic.clone()).increment(1);
+    }
+    true
+}

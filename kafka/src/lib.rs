@@ -1,0 +1,25 @@
+//! Kafka plumbing shared by every service, written once: topic names, the
+//! record headers (`traceparent`, `message-id`, `content-type`), a producer
+//! that keeps enqueue order, the batch consumer loop (commit only after the
+//! effect is durable, malformed records to `<topic>.dlq`), topic creation,
+//! and librdkafka's in-process mock cluster for the one-machine mode.
+
+pub mod admin;
+mod config;
+pub mod consumer;
+mod headers;
+pub mod mock;
+mod producer;
+pub mod tail;
+pub mod topics;
+
+pub use config::KafkaArgs;
+pub use consumer::{BatchHandler, ConsumerSettings, DeadLetter, HandlerError, Record};
+pub use headers::RecordHeaders;
+pub use producer::{Delivery, Producer};
+pub use rdkafka::error::KafkaError;
+
+/// Decodes a protobuf payload, or says why it is not one (the DLQ reason).
+pub fn decode<T: prost::Message + Default>(payload: &[u8]) -> Result<T, String> {
+    T::decode(payload).map_err(|e| format!("payload is not a {}: {e}", std::any::type_name::<T>()))
+}

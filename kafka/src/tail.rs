@@ -1,0 +1,63 @@
+//! Reading a topic from its end, outside any consumer group: every
+//! api-gateway replica sees every `message-events` record (the broadcast to
+//! watchers), and nothing is committed because a watcher only wants what
+//! happens from now on. Partitions are assigned directly, so there is no
+//! group join to wait for.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::Record;
+use crate::{KafkaArgs, KafkaError};
+
+/// A consumer assigned to the end of every partition of one topic.
+pub struct TailConsumer {
+    consumer: StreamConsumer,
+}
+
+impl TailConsumer {
+    pub async fn new(args: &KafkaArgs, topic: &str, client_id: &str) -> Result<Self, KafkaError> {
+        let config = args
+            .client_config(client_id)
+            .set("group.id", client_id)
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .clone();
+        let topic = topic.to_owned();
+        // Metadata look-up blocks: off the runtime's workers.
+        tokio::task::spawn_blocking(move || {
+            let consumer: StreamConsumer = config.create()?;
+            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            let mut assignment = TopicPartitionList::new();
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    assignment.add_partition_offset(&topic, p.id(), Offset::End)?;
+                }
+            }
+            consumer.assign(&assignment)?;
+            Ok(Self { consumer })
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)?
+    }
+
+    /// Hands every record to `on_record` until `shutdown`.
+    pub async fn run(self, mut on_record: impl FnMut(Record) + Send, shutdown: CancellationToken) {
+        let mut stream = self.consumer.stream();
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = stream.next() => next,
+            };
+            match next {
+                Some(Ok(m)) => on_record(Record::from_message(&m)),
+                Some(Err(error)) => tracing::warn!(%error, "tail consume error"),
+                None => break,
+            }
+        }
+    }
+}

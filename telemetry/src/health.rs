@@ -1,0 +1,49 @@
+//! gRPC health (`grpc.health.v1`) for services that serve no other gRPC:
+//! the consumers. Kubernetes probes it with its built-in `grpc:` probe.
+//! SERVING once started; NOT_SERVING as soon as shutdown begins, so traffic
+//! and restarts route around a draining pod.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+
+/// The gRPC health flag of the consumer services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthArgs {
+    /// Where grpc.health.v1 is served.
+    #[arg(
+        long = "health-listen",
+        env = "CHAT4ALL_HEALTH_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
+    pub listen: SocketAddr,
+}
+
+/// Binds and serves health until `shutdown`; returns the bound address.
+pub async fn serve_grpc_health(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding gRPC health on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_service_status("", ServingStatus::Serving).await;
+    tokio::spawn(async move {
+        let stopping = shutdown.clone();
+        let flip = async move {
+            stopping.cancelled().await;
+            reporter.set_service_status("", ServingStatus::NotServing).await;
+        };
+        let serve = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned());
+        let (_, served) = tokio::join!(flip, serve);
+        if let Err(error) = served {
+            tracing::warn!(%error, "gRPC health server stopped");
+        }
+    });
+    Ok(bound)
+}
