@@ -1,0 +1,314 @@
+//! The writes, as the writer thread runs them: each inside the batch's
+//! transaction, each in a savepoint of its own.
+//!
+//! They read through the same connection they write with, so a change sees
+//! the changes before it in its batch, including those of other callers: the
+//! writer thread runs them one after another, which is what makes the
+//! read-decide-write of a transition atomic without any lock of ours.
+
+use chat4all_domain::{Decision, DeliveryStatus, MessageId, Timestamp, decide};
+use chat4all_proto::v1 as pb;
+use rusqlite::{Connection, params};
+
+use super::queries;
+use super::rows::{MessageRow, outcome_to_db};
+use crate::{
+    ClaimOutcome, MessageRef, NewMessage, PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome,
+    TransitionResult,
+};
+
+/// The hop that accepted a message, in its first history entry.
+const ACCEPTING_HOP: &str = "api-gateway";
+
+pub(super) fn put_message(
+    conn: &Connection,
+    message: &NewMessage,
+    now: Timestamp,
+) -> Result<PutResult, StoreError> {
+    let key = message.idempotency_key.as_deref().filter(|k| !k.is_empty());
+    if let Some(key) = key
+        && let Some(first) = queries::message_by_idempotency_key(conn, key)?
+    {
+        return seen_before(conn, first, message);
+    }
+    // A retried request may carry the same id and no key: the id is a key too.
+    if let Some(first) = queries::message_by_id(conn, &message.id)? {
+        return seen_before(conn, first, message);
+    }
+
+    conn.prepare_cached(
+        "INSERT INTO messages (id, conversation_id, recipient_platform, recipient_id, text, source, \
+         trace_id, status, created_at, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    )?
+    .execute(params![
+        message.id.to_string(),
+        message.conversation_id.as_str(),
+        message.recipient.platform.as_str(),
+        message.recipient.id,
+        message.text,
+        message.source,
+        message.trace_id,
+        DeliveryStatus::Accepted.as_str(),
+        message.created_at.as_micros(),
+    ])?;
+    let seq = conn.last_insert_rowid();
+    append_history(
+        conn,
+        seq,
+        &History {
+            status: DeliveryStatus::Accepted,
+            at: message.created_at,
+            hop: ACCEPTING_HOP,
+            outcome: TransitionOutcome::Applied,
+            detail: String::new(),
+            recorded_at: now,
+        },
+    )?;
+    if let Some(key) = key {
+        conn.prepare_cached("INSERT INTO idempotency (key, message_seq) VALUES (?1, ?2)")?
+            .execute(params![key, seq])?;
+    }
+    let stored = queries::message_by_seq(conn, seq)?
+        .ok_or_else(|| StoreError::Corrupt(format!("message #{seq} vanished as it was written")))?;
+    Ok(PutResult {
+        outcome: PutOutcome::Created,
+        message: queries::full_message(conn, stored)?,
+    })
+}
+
+/// Nothing is written: the first message comes back, and whether this
+/// request was the same one.
+fn seen_before(conn: &Connection, first: MessageRow, message: &NewMessage) -> Result<PutResult, StoreError> {
+    let same = first.recipient == message.recipient
+        && first.conversation_id == message.conversation_id
+        && first.text == message.text;
+    let outcome = if same {
+        PutOutcome::Duplicate
+    } else {
+        PutOutcome::KeyConflict
+    };
+    Ok(PutResult {
+        outcome,
+        message: queries::full_message(conn, first)?,
+    })
+}
+
+pub(super) fn apply_transitions(
+    conn: &Connection,
+    changes: &[StatusChange],
+    now: Timestamp,
+) -> Result<Vec<TransitionResult>, StoreError> {
+    changes
+        .iter()
+        .map(|change| apply_one(conn, change, now))
+        .collect()
+}
+
+fn apply_one(
+    conn: &Connection,
+    change: &StatusChange,
+    now: Timestamp,
+) -> Result<TransitionResult, StoreError> {
+    let found = match &change.message {
+        MessageRef::Id(id) => queries::message_by_id(conn, id)?,
+        MessageRef::External {
+            platform,
+            external_id,
+        } => queries::message_by_external_id(conn, *platform, external_id)?,
+    };
+    let Some(mut row) = found else {
+        count(TransitionOutcome::NotFound);
+        return Ok(TransitionResult {
+            outcome: TransitionOutcome::NotFound,
+            message_id: None,
+            conversation_id: None,
+            previous: None,
+            current: None,
+            at: None,
+        });
+    };
+
+    let previous = row.status;
+    let (outcome, at) = match decide(row.status, &row.timeline, change.status, change.at) {
+        Decision::Advance(at) => {
+            row.status = change.status;
+            row.timeline.set(change.status, at);
+            // The failure describes the current status: a receipt that
+            // supersedes FAILED clears it (the history keeps it).
+            row.failure = if change.status == DeliveryStatus::Failed {
+                change.failure.clone()
+            } else {
+                None
+            };
+            (TransitionOutcome::Applied, Some(at))
+        }
+        Decision::Backfill(at) => {
+            row.timeline.set(change.status, at);
+            (TransitionOutcome::Backfilled, Some(at))
+        }
+        Decision::Repeat => (TransitionOutcome::Repeat, None),
+        Decision::Reject => (TransitionOutcome::Rejected, None),
+    };
+    if at.is_some() {
+        write_state(conn, &row)?;
+    }
+
+    // Whatever the decision: even a late SENT tells us the platform's id,
+    // which later receipts will name. The first id recorded stays.
+    let platform_message_id = change.platform_message_id.as_deref().filter(|p| !p.is_empty());
+    if let Some(platform_id) = platform_message_id
+        && row.platform_message_id.is_none()
+    {
+        conn.prepare_cached("UPDATE messages SET platform_message_id = ?2 WHERE seq = ?1")?
+            .execute(params![row.seq, platform_id])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO external_ids (platform, external_id, message_seq) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![row.recipient.platform.as_str(), platform_id, row.seq])?;
+    }
+
+    append_history(
+        conn,
+        row.seq,
+        &History {
+            status: change.status,
+            at: change.at,
+            hop: &change.hop,
+            outcome,
+            detail: detail(change.failure.as_ref(), platform_message_id),
+            recorded_at: now,
+        },
+    )?;
+    count(outcome);
+    Ok(TransitionResult {
+        outcome,
+        message_id: Some(row.id),
+        conversation_id: Some(row.conversation_id),
+        previous: Some(previous),
+        current: Some(row.status),
+        at,
+    })
+}
+
+fn write_state(conn: &Connection, row: &MessageRow) -> Result<(), StoreError> {
+    let [accepted, routed, sent, delivered, read, failed] = row.timeline_columns();
+    let (failure_code, failure_reason) = match &row.failure {
+        Some(f) => (Some(f.code.as_str()), Some(f.reason.as_str())),
+        None => (None, None),
+    };
+    conn.prepare_cached(
+        "UPDATE messages SET status = ?2, accepted_at = ?3, routed_at = ?4, sent_at = ?5, delivered_at = ?6, \
+         read_at = ?7, failed_at = ?8, failure_code = ?9, failure_reason = ?10 WHERE seq = ?1",
+    )?
+    .execute(params![
+        row.seq,
+        row.status.as_str(),
+        accepted,
+        routed,
+        sent,
+        delivered,
+        read,
+        failed,
+        failure_code,
+        failure_reason
+    ])?;
+    Ok(())
+}
+
+struct History<'a> {
+    status: DeliveryStatus,
+    at: Timestamp,
+    hop: &'a str,
+    outcome: TransitionOutcome,
+    detail: String,
+    recorded_at: Timestamp,
+}
+
+fn append_history(conn: &Connection, seq: i64, entry: &History<'_>) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO status_history (message_seq, n, status, at, hop, outcome, detail, recorded_at) \
+         VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM status_history WHERE message_seq = ?1), \
+         ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        seq,
+        entry.status.as_str(),
+        entry.at.as_micros(),
+        entry.hop,
+        outcome_to_db(entry.outcome),
+        entry.detail,
+        entry.recorded_at.as_micros(),
+    ])?;
+    Ok(())
+}
+
+/// What an operator reading the history needs beyond the status: why it
+/// failed, which platform id it carried.
+fn detail(failure: Option<&pb::Failure>, platform_message_id: Option<&str>) -> String {
+    let failure = failure.map(|f| match (f.code.is_empty(), f.reason.is_empty()) {
+        (_, true) => f.code.clone(),
+        (true, false) => f.reason.clone(),
+        (false, false) => format!("{}: {}", f.code, f.reason),
+    });
+    let platform = platform_message_id.map(|id| format!("platform_message_id={id}"));
+    [failure, platform]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn count(outcome: TransitionOutcome) {
+    metrics::counter!("chat4all_store_transitions_total", "outcome" => outcome_to_db(outcome)).increment(1);
+}
+
+pub(super) fn claim_for_send(
+    conn: &Connection,
+    ids: &[MessageId],
+    claimant: &str,
+    now: Timestamp,
+) -> Result<Vec<ClaimOutcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let claimed = conn
+            .prepare_cached(
+                "UPDATE messages SET claimed_by = ?2, claimed_at = ?3 WHERE id = ?1 AND claimed_by IS NULL",
+            )?
+            .execute(params![id.to_string(), claimant, now.as_micros()])?;
+        outcomes.push(if claimed == 1 {
+            ClaimOutcome::Claimed
+        } else if queries::message_exists(conn, id)? {
+            ClaimOutcome::AlreadyClaimed
+        } else {
+            ClaimOutcome::NotFound
+        });
+    }
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_name_the_failure_and_the_platform_id() {
+        let failure = pb::Failure {
+            code: "131026".into(),
+            reason: "receiver incapable".into(),
+        };
+        assert_eq!(detail(Some(&failure), None), "131026: receiver incapable");
+        assert_eq!(detail(None, Some("wamid.1")), "platform_message_id=wamid.1");
+        assert_eq!(
+            detail(
+                Some(&pb::Failure {
+                    code: "x".into(),
+                    reason: String::new()
+                }),
+                Some("w")
+            ),
+            "x; platform_message_id=w"
+        );
+        assert_eq!(detail(None, None), "");
+    }
+}

@@ -1,0 +1,144 @@
+//! [`StoreClient`]: the [`MessageStore`] trait over gRPC, so a service
+//! given a remote store holds the same `Arc<dyn MessageStore>` as one given
+//! the embedded store.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat4all_domain::{ConversationId, MessageId};
+use chat4all_proto::v1 as pb;
+use pb::message_store_client::MessageStoreClient;
+use tonic::transport::{Channel, Endpoint};
+
+use super::convert;
+use super::status::from_status;
+use crate::{
+    ClaimOutcome, MessageStore, NewMessage, Page, PutResult, StatusChange, StoreError, TransitionResult,
+};
+
+/// How long a connection attempt may take before the call fails as
+/// unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A remote store. Cheap to clone: clones share one HTTP/2 connection.
+#[derive(Debug, Clone)]
+pub struct StoreClient {
+    inner: MessageStoreClient<Channel>,
+}
+
+impl StoreClient {
+    /// A client of the store served at `addr` (`http://host:port`, or
+    /// `host:port`). The connection is made on first use, so services may
+    /// start before the store; call within a tokio runtime.
+    pub fn connect(addr: &str) -> Result<Self, StoreError> {
+        let uri = if addr.contains("://") {
+            addr.to_owned()
+        } else {
+            format!("http://{addr}")
+        };
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| StoreError::Invalid {
+                field: "addr",
+                reason: format!("{addr:?}: {e}"),
+            })?
+            .connect_timeout(CONNECT_TIMEOUT);
+        Ok(Self::new(endpoint.connect_lazy()))
+    }
+
+    /// A client over a channel configured by the caller (TLS, timeouts).
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            inner: MessageStoreClient::new(channel),
+        }
+    }
+
+    /// The generated client for one call; tonic's calls take `&mut self`.
+    fn rpc(&self) -> MessageStoreClient<Channel> {
+        self.inner.clone()
+    }
+}
+
+#[async_trait]
+impl MessageStore for StoreClient {
+    async fn put_message(&self, message: NewMessage) -> Result<PutResult, StoreError> {
+        let request = pb::PutMessageRequest {
+            message: Some(convert::new_message_to_proto(message)),
+        };
+        let response = self
+            .rpc()
+            .put_message(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        convert::put_result_from_proto(response.into_inner())
+    }
+
+    async fn get_message(&self, id: MessageId) -> Result<Option<pb::Message>, StoreError> {
+        let request = pb::StoreGetMessageRequest {
+            message_id: id.to_string(),
+        };
+        let response = self
+            .rpc()
+            .get_message(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(response.into_inner().message)
+    }
+
+    async fn list_messages(
+        &self,
+        conversation: &ConversationId,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let request = pb::StoreListMessagesRequest {
+            conversation_id: conversation.to_string(),
+            limit,
+            before: before.unwrap_or_default().to_owned(),
+        };
+        let response = self
+            .rpc()
+            .list_messages(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(convert::page_from_proto(response.into_inner()))
+    }
+
+    async fn apply_transitions(
+        &self,
+        changes: Vec<StatusChange>,
+    ) -> Result<Vec<TransitionResult>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let asked = changes.len();
+        let request = pb::ApplyTransitionsRequest {
+            updates: changes.into_iter().map(convert::status_change_to_proto).collect(),
+        };
+        let response = self
+            .rpc()
+            .apply_transitions(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        convert::transition_results_from_proto(response.into_inner(), asked)
+    }
+
+    async fn claim_for_send(
+        &self,
+        ids: &[MessageId],
+        claimant: &str,
+    ) -> Result<Vec<ClaimOutcome>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = pb::ClaimForSendRequest {
+            message_ids: ids.iter().map(ToString::to_string).collect(),
+            claimant: claimant.to_owned(),
+        };
+        let response = self
+            .rpc()
+            .claim_for_send(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        convert::claim_results_from_proto(response.into_inner(), ids)
+    }
+}

@@ -1,0 +1,74 @@
+//! The MessageStore: the only owner of the schema.
+//!
+//! - [`MessageStore`] is what the services need from storage, and no more.
+//! - [`embedded`] is the on-disk backend of the one-machine mode (SQLite).
+//! - [`grpc`] serves any backend as the `chat4all.v1.MessageStore` gRPC
+//!   service, and [`grpc::StoreClient`] is the same trait over the wire, so a
+//!   service holds an `Arc<dyn MessageStore>` and does not know which.
+//!
+//! Every transition goes through [`chat4all_domain::decide`]: the backends
+//! store, they do not judge.
+
+pub mod embedded;
+mod error;
+pub mod grpc;
+mod model;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod contract;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chat4all_domain::{ConversationId, MessageId};
+use chat4all_proto::v1 as pb;
+
+pub use error::StoreError;
+pub use model::{
+    ClaimOutcome, MessageRef, NewMessage, Page, PutOutcome, PutResult, StatusChange, TransitionOutcome,
+    TransitionResult,
+};
+
+/// A shared handle on whichever backend is configured.
+pub type SharedStore = Arc<dyn MessageStore>;
+
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Stores a new message as ACCEPTED (its timeline holds ACCEPTED at
+    /// `created_at`, its history one APPLIED entry from hop `api-gateway`).
+    /// When `idempotency_key` was seen before, nothing is written: the first
+    /// message comes back as `Duplicate` if the request is the same
+    /// (recipient, conversation, text), else as `KeyConflict`.
+    async fn put_message(&self, message: NewMessage) -> Result<PutResult, StoreError>;
+
+    /// The message with its timeline and full status history.
+    async fn get_message(&self, id: MessageId) -> Result<Option<pb::Message>, StoreError>;
+
+    /// A conversation's messages, newest first, `limit` at most, older than
+    /// the cursor `before` (from a previous page's `next_cursor`). Messages in
+    /// a page carry their timeline but not their history.
+    async fn list_messages(
+        &self,
+        conversation: &ConversationId,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, StoreError>;
+
+    /// Offers each change to the state machine, in order, and records every
+    /// one in the status history whatever the decision. One result per
+    /// change, in order. A change to SENT (or any change) that names a
+    /// platform message id records it, so later receipts naming only that id
+    /// find the message.
+    async fn apply_transitions(
+        &self,
+        changes: Vec<StatusChange>,
+    ) -> Result<Vec<TransitionResult>, StoreError>;
+
+    /// Claims each message for its one platform call: the first claim wins,
+    /// every later one (a redelivered Kafka record) is `AlreadyClaimed`.
+    async fn claim_for_send(
+        &self,
+        ids: &[MessageId],
+        claimant: &str,
+    ) -> Result<Vec<ClaimOutcome>, StoreError>;
+}

@@ -1,0 +1,201 @@
+//! The values that cross the MessageStore boundary.
+
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Recipient, Timestamp};
+use chat4all_proto::v1 as pb;
+
+/// A message about to be accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub recipient: Recipient,
+    pub text: String,
+    /// `api`, or `vendor:<name>` for inbound.
+    pub source: String,
+    /// The W3C trace id (32 hex digits) of the message's trace.
+    pub trace_id: String,
+    pub created_at: Timestamp,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Duplicate,
+    KeyConflict,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PutResult {
+    pub outcome: PutOutcome,
+    /// The message stored (the first one, on Duplicate and KeyConflict).
+    pub message: pb::Message,
+}
+
+/// Which message a status change is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MessageRef {
+    Id(MessageId),
+    /// A receipt that names only the platform's id for the message.
+    External {
+        platform: Platform,
+        external_id: String,
+    },
+}
+
+/// A status update offered to the state machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub message: MessageRef,
+    pub status: DeliveryStatus,
+    pub at: Timestamp,
+    /// Which hop reported it (`router`, `sidecar`, `webhook`, ...).
+    pub hop: String,
+    pub platform_message_id: Option<String>,
+    /// On FAILED: the platform's (or our) code and reason.
+    pub failure: Option<pb::Failure>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransitionOutcome {
+    Applied,
+    Repeat,
+    Backfilled,
+    Rejected,
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransitionResult {
+    pub outcome: TransitionOutcome,
+    /// Known unless NotFound.
+    pub message_id: Option<MessageId>,
+    pub conversation_id: Option<ConversationId>,
+    pub previous: Option<DeliveryStatus>,
+    pub current: Option<DeliveryStatus>,
+    /// The time recorded for the state (after clamping), on Applied and
+    /// Backfilled.
+    pub at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed,
+    AlreadyClaimed,
+    NotFound,
+}
+
+/// One page of a conversation, newest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub messages: Vec<pb::Message>,
+    /// None on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The field a malformed cursor is blamed on, as the public API names it;
+/// shared by every backend and the gRPC edge so the name survives the trip.
+pub(crate) const CURSOR_FIELD: &str = "page_token";
+
+// The outcome enums map one-to-one onto their proto twins; they live here,
+// beside their definitions, because both the embedded history and the gRPC
+// edge speak them (as `DeliveryStatus::to_proto` does in the domain).
+
+impl PutOutcome {
+    pub fn to_proto(self) -> pb::PutOutcome {
+        match self {
+            PutOutcome::Created => pb::PutOutcome::Created,
+            PutOutcome::Duplicate => pb::PutOutcome::Duplicate,
+            PutOutcome::KeyConflict => pb::PutOutcome::KeyConflict,
+        }
+    }
+
+    /// From the wire; None for UNSPECIFIED or an unknown number.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::PutOutcome::try_from(value).ok()? {
+            pb::PutOutcome::Unspecified => None,
+            pb::PutOutcome::Created => Some(PutOutcome::Created),
+            pb::PutOutcome::Duplicate => Some(PutOutcome::Duplicate),
+            pb::PutOutcome::KeyConflict => Some(PutOutcome::KeyConflict),
+        }
+    }
+}
+
+impl TransitionOutcome {
+    pub fn to_proto(self) -> pb::TransitionOutcome {
+        match self {
+            TransitionOutcome::Applied => pb::TransitionOutcome::Applied,
+            TransitionOutcome::Repeat => pb::TransitionOutcome::Repeat,
+            TransitionOutcome::Backfilled => pb::TransitionOutcome::Backfilled,
+            TransitionOutcome::Rejected => pb::TransitionOutcome::Rejected,
+            TransitionOutcome::NotFound => pb::TransitionOutcome::NotFound,
+        }
+    }
+
+    /// From the wire; None for UNSPECIFIED or an unknown number.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::TransitionOutcome::try_from(value).ok()? {
+            pb::TransitionOutcome::Unspecified => None,
+            pb::TransitionOutcome::Applied => Some(TransitionOutcome::Applied),
+            pb::TransitionOutcome::Repeat => Some(TransitionOutcome::Repeat),
+            pb::TransitionOutcome::Backfilled => Some(TransitionOutcome::Backfilled),
+            pb::TransitionOutcome::Rejected => Some(TransitionOutcome::Rejected),
+            pb::TransitionOutcome::NotFound => Some(TransitionOutcome::NotFound),
+        }
+    }
+}
+
+impl ClaimOutcome {
+    pub fn to_proto(self) -> pb::ClaimOutcome {
+        match self {
+            ClaimOutcome::Claimed => pb::ClaimOutcome::Claimed,
+            ClaimOutcome::AlreadyClaimed => pb::ClaimOutcome::AlreadyClaimed,
+            ClaimOutcome::NotFound => pb::ClaimOutcome::NotFound,
+        }
+    }
+
+    /// From the wire; None for UNSPECIFIED or an unknown number.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::ClaimOutcome::try_from(value).ok()? {
+            pb::ClaimOutcome::Unspecified => None,
+            pb::ClaimOutcome::Claimed => Some(ClaimOutcome::Claimed),
+            pb::ClaimOutcome::AlreadyClaimed => Some(ClaimOutcome::AlreadyClaimed),
+            pb::ClaimOutcome::NotFound => Some(ClaimOutcome::NotFound),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_round_trip_through_proto() {
+        for o in [
+            PutOutcome::Created,
+            PutOutcome::Duplicate,
+            PutOutcome::KeyConflict,
+        ] {
+            assert_eq!(PutOutcome::from_proto(o.to_proto().into()), Some(o));
+        }
+        for o in [
+            TransitionOutcome::Applied,
+            TransitionOutcome::Repeat,
+            TransitionOutcome::Backfilled,
+            TransitionOutcome::Rejected,
+            TransitionOutcome::NotFound,
+        ] {
+            assert_eq!(TransitionOutcome::from_proto(o.to_proto().into()), Some(o));
+        }
+        for o in [
+            ClaimOutcome::Claimed,
+            ClaimOutcome::AlreadyClaimed,
+            ClaimOutcome::NotFound,
+        ] {
+            assert_eq!(ClaimOutcome::from_proto(o.to_proto().into()), Some(o));
+        }
+        assert_eq!(PutOutcome::from_proto(0), None);
+        assert_eq!(TransitionOutcome::from_proto(99), None);
+        assert_eq!(ClaimOutcome::from_proto(-1), None);
+    }
+}
