@@ -1,0 +1,46 @@
+//! The machinery every Rust platform adapter shares, written once so that a
+//! platform is a small crate: a `config.rs`, a `client.rs` that calls the
+//! platform, a `webhook.rs` that parses what it posts back, and an
+//! implementation of [`PlatformAdapter`].
+//!
+//! # Layout
+//! - [`PlatformAdapter`] (in [`platform`]): the small trait a platform crate
+//!   implements: send one message, say how its webhooks are signed, parse
+//!   them into [`pb::PlatformEvent`]s.
+//! - [`grpc`]: the one generic server of the `Connector` gRPC contract over
+//!   that trait, so every adapter answers the sidecar the same way.
+//! - [`webhook`]: the HTTP side: signature first (on the raw bytes, in
+//!   constant time), then parsing, then a bounded queue ([`events`]) that
+//!   `StreamEvents` drains. A full queue answers 503 so the platform retries
+//!   later instead of the adapter buffering without bound.
+//! - [`signature`]: HMAC-SHA256 and shared-token checks for webhooks.
+//! - [`http_client`] and [`graph`]: the outbound HTTP client and the Graph API
+//!   error mapping that WhatsApp, Messenger and Instagram share.
+//! - [`server`]: `bind` both listeners, then `run` until a
+//!   `CancellationToken` fires.
+//!
+//! The kit knows no platform: everything platform-specific arrives through
+//! the trait.
+//!
+//! [`pb::PlatformEvent`]: chat4all_proto::v1::PlatformEvent
+
+pub mod error;
+pub mod events;
+pub mod graph;
+pub mod grpc;
+pub mod http_client;
+pub mod platform;
+pub mod secret;
+pub mod server;
+pub mod signature;
+pub mod webhook;
+
+pub use error::AdapterError;
+pub use http_client::{HttpClientConfig, build_http_client, install_crypto_provider};
+pub use platform::{Operation, PlatformAdapter, WebhookParseError, unsupported};
+pub use secret::Secret;
+pub use server::{BoundAdapter, ServeConfig, bind};
+pub use signature::{SignatureError, SignatureScheme};
+
+/// The path the webhook server answers on (POST events, GET verification).
+pub const WEBHOOK_PATH: &str = "/webhook";

@@ -1,0 +1,239 @@
+//! Putting an adapter on the network: [`bind`] opens both listeners (gRPC
+//! for the sidecar, HTTP for the platform's webhooks) and hands back their
+//! addresses, so a caller that asked for port 0 learns the real ones before
+//! anything runs; [`BoundAdapter::run`] then serves until the
+//! `CancellationToken` fires.
+//!
+//! Shutdown order: health turns NOT_SERVING, event streams end (a graceful
+//! gRPC shutdown waits for open streams, and `StreamEvents` never ends on
+//! its own), both servers drain, and after `drain_timeout` we stop waiting.
+//! Either server failing stops the other.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat4all_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::transport::server::Router as GrpcRouter;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::events::EventQueue;
+use crate::grpc::ConnectorService;
+use crate::{AdapterError, PlatformAdapter, WEBHOOK_PATH, webhook};
+
+type ConnectorServer<A> = pb::connector_server::ConnectorServer<ConnectorService<A>>;
+
+/// Where and how an adapter serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// The `Connector` gRPC service (for the sidecar); port 0 picks one.
+    pub grpc_listen: SocketAddr,
+    /// The webhook HTTP server (for the platform); port 0 picks one.
+    pub webhook_listen: SocketAddr,
+    /// How many webhook events wait for `StreamEvents` before webhooks get 503.
+    pub event_queue_capacity: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            event_queue_capacity: 10_000,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An adapter whose listeners are open, ready to [`run`](Self::run).
+pub struct BoundAdapter {
+    platform: &'static str,
+    grpc_listener: TcpListener,
+    webhook_listener: TcpListener,
+    grpc_addr: SocketAddr,
+    webhook_addr: SocketAddr,
+    grpc: GrpcRouter,
+    webhook: axum::Router,
+    health: HealthReporter,
+    service_name: &'static str,
+    events: Arc<EventQueue>,
+    drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for BoundAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundAdapter")
+            .field("platform", &self.platform)
+            .field("grpc_addr", &self.grpc_addr)
+            .field("webhook_addr", &self.webhook_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn listen(listener: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), AdapterError> {
+    let bind_error = |source| AdapterError::Bind {
+        listener,
+        addr,
+        source,
+    };
+    let socket = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = socket.local_addr().map_err(bind_error)?;
+    Ok((socket, local))
+}
+
+/// Opens both listeners for `adapter` and builds its servers: the
+/// `Connector` service with gRPC health (and reflection) beside it, and the
+/// webhook routes.
+pub async fn bind<A: PlatformAdapter>(adapter: A, config: ServeConfig) -> Result<BoundAdapter, AdapterError> {
+    let platform = adapter.platform();
+    let adapter = Arc::new(adapter);
+    let events = Arc::new(EventQueue::new(platform, config.event_queue_capacity));
+    let (grpc_listener, grpc_addr) = listen("gRPC", config.grpc_listen).await?;
+    let (webhook_listener, webhook_addr) = listen("webhooks", config.webhook_listen).await?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let service_name = <ConnectorServer<A> as NamedService>::NAME;
+    health
+        .set_service_status(service_name, ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(chat4all_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(AdapterError::Reflection)?;
+    // grpcurl 1.8 speaks only v1alpha.
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(chat4all_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(AdapterError::Reflection)?;
+
+    let connector = ConnectorServer::new(ConnectorService::new(Arc::clone(&adapter), Arc::clone(&events)));
+    let grpc = tonic::transport::Server::builder()
+        // Finds a sidecar that vanished without closing its stream.
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(connector);
+    let webhook = webhook::router(adapter, Arc::clone(&events));
+
+    tracing::info!(platform, %grpc_addr, %webhook_addr, "adapter listening");
+    Ok(BoundAdapter {
+        platform,
+        grpc_listener,
+        webhook_listener,
+        grpc_addr,
+        webhook_addr,
+        grpc,
+        webhook,
+        health,
+        service_name,
+        events,
+        drain_timeout: config.drain_timeout,
+    })
+}
+
+impl BoundAdapter {
+    /// The platform served.
+    pub fn platform(&self) -> &'static str {
+        self.platform
+    }
+
+    /// Where the `Connector` gRPC service listens.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Where the webhook server listens.
+    pub fn webhook_addr(&self) -> SocketAddr {
+        self.webhook_addr
+    }
+
+    /// The URL to give the platform for its webhooks.
+    pub fn webhook_url(&self) -> String {
+        format!("http://{}{WEBHOOK_PATH}", self.webhook_addr)
+    }
+
+    /// Serves until `shutdown` fires (or a server fails), then drains. The
+    /// error, when there is one, is an [`AdapterError`] (anyhow so the
+    /// adapter's task sits beside the other services' in one composition).
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            platform,
+            grpc_listener,
+            webhook_listener,
+            grpc,
+            webhook,
+            health,
+            service_name,
+            events,
+            drain_timeout,
+            ..
+        } = self;
+        // A child, so a failing server can stop its sibling without
+        // cancelling the caller's token.
+        let stop = shutdown.child_token();
+
+        let grpc_server = {
+            let stop = stop.clone();
+            async move {
+                let result = grpc
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(grpc_listener),
+                        stop.clone().cancelled_owned(),
+                    )
+                    .await
+                    .map_err(AdapterError::Grpc);
+                stop.cancel();
+                result
+            }
+        };
+        let webhook_server = {
+            let stop = stop.clone();
+            async move {
+                let result = axum::serve(webhook_listener, webhook)
+                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+                    .await
+                    .map_err(AdapterError::Webhook);
+                stop.cancel();
+                result
+            }
+        };
+        let on_stop = {
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                tracing::info!(platform, waiting_events = events.len(), "adapter shutting down");
+                health
+                    .set_service_status(service_name, ServingStatus::NotServing)
+                    .await;
+                health.set_service_status("", ServingStatus::NotServing).await;
+                events.close_streams();
+            }
+        };
+        let drain_deadline = async {
+            stop.cancelled().await;
+            tokio::time::sleep(drain_timeout).await;
+        };
+
+        tokio::select! {
+            (grpc, webhook, ()) = async { tokio::join!(grpc_server, webhook_server, on_stop) } => {
+                tracing::info!(platform, "adapter stopped");
+                Ok(grpc.and(webhook)?)
+            }
+            () = drain_deadline => {
+                tracing::warn!(platform, "adapter drain timed out");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The kit end to end with a fake platform: real listeners on port 0, a real
+//! HTTP client posting webhooks, a real tonic client of `Connector`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat4all_adapter::signature::sign_hmac_sha256_hex;
+use chat4all_adapter::{
+    BoundAdapter, HttpClientConfig, PlatformAdapter, Secret, ServeConfig, SignatureScheme, WebhookParseError,
+    build_http_client,
+};
+use chat4all_proto::v1 as pb;
+use pb::connector_client::ConnectorClient;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+const SECRET: &str = "kit-secret";
+const VERIFY_TOKEN: &str = "kit-verify";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+type Sent = Arc<Mutex<Vec<(pb::SendRequest, Option<String>)>>>;
+
+struct Fake {
+    signature: SignatureScheme,
+    verify_token: Secret,
+    sent: Sent,
+}
+
+#[async_trait]
+impl PlatformAdapter for Fake {
+    fn platform(&self) -> &'static str {
+        "fake"
+    }
+
+    fn capabilities(&self) -> pb::Capabilities {
+        pb::Capabilities {
+            max_text_length: 10,
+            default_rate_per_second: 5.0,
+            ..Default::default()
+        }
+    }
+
+    async fn send(
+        &self,
+        request: &pb::SendRequest,
+        traceparent: Option<&str>,
+    ) -> Result<pb::SendAccepted, pb::PlatformError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((request.clone(), traceparent.map(str::to_owned)));
+        Ok(pb::SendAccepted {
+            platform_message_id: format!("p-{}", request.message_id),
+            at: None,
+        })
+    }
+
+    fn webhook_signature(&self) -> &SignatureScheme {
+        &self.signature
+    }
+
+    fn webhook_verify_token(&self) -> Option<&Secret> {
+        Some(&self.verify_token)
+    }
+
+    /// The fake platform posts a JSON array of texts.
+    fn parse_webhook(&self, body: &[u8]) -> Result<Vec<pb::PlatformEvent>, WebhookParseError> {
+        let texts: Vec<String> = serde_json::from_slice(body)?;
+        Ok(texts
+            .into_iter()
+            .map(|text| pb::PlatformEvent {
+                event: Some(pb::platform_event::Event::Inbound(pb::InboundMessage {
+                    platform: "fake".into(),
+                    text,
+                    ..Default::default()
+                })),
+                traceparent: String::new(),
+            })
+            .collect())
+    }
+}
+
+struct Running {
+    grpc: ConnectorClient<Channel>,
+    http: reqwest::Client,
+    grpc_url: String,
+    webhook_url: String,
+    health_url: String,
+    sent: Sent,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(capacity: usize) -> Running {
+    let sent = Sent::default();
+    let fake = Fake {
+        signature: SignatureScheme::meta(Secret::from(SECRET)),
+        verify_token: Secret::from(VERIFY_TOKEN),
+        sent: Arc::clone(&sent),
+    };
+    let config = ServeConfig {
+        event_queue_capacity: capacity,
+        ..ServeConfig::default()
+    };
+    let bound: BoundAdapter = chat4all_adapter::bind(fake, config).await.unwrap();
+    assert_ne!(bound.grpc_addr().port(), 0);
+    let webhook_url = bound.webhook_url();
+    let health_url = format!("http://{}/health", bound.webhook_addr());
+    let grpc_url = format!("http://{}", bound.grpc_addr());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(bound.run(shutdown.clone()));
+    let grpc = ConnectorClient::connect(grpc_url.clone()).await.unwrap();
+    let http = build_http_client(&HttpClientConfig::default()).unwrap();
+    Running {
+        grpc,
+        http,
+        grpc_url,
+        webhook_url,
+        health_url,
+        sent,
+        shutdown,
+        task,
+    }
+}
+
+impl Running {
+    async fn post(&self, body: &str, signature: Option<String>) -> u16 {
+        let mut request = self.http.post(&self.webhook_url).body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header("X-Hub-Signature-256", signature);
+        }
+        request.send().await.unwrap().status().as_u16()
+    }
+
+    async fn post_signed(&self, body: &str) -> u16 {
+        let signature = format!(
+            "sha256={}",
+            sign_hmac_sha256_hex(&Secret::from(SECRET), body.as_bytes())
+        );
+        self.post(body, Some(signature)).await
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "the adapter stops cleanly: {result:?}"
+        );
+    }
+}
+
+fn text(event: &pb::PlatformEvent) -> &str {
+    match &event.event {
+        Some(pb::platform_event::Event::Inbound(m)) => &m.text,
+        _ => panic!("not an inbound message: {event:?}"),
+    }
+}
+
+async fn next(stream: &mut tonic::Streaming<pb::PlatformEvent>) -> pb::PlatformEvent {
+    tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("an event in time")
+        .expect("a healthy stream")
+        .expect("the stream is open")
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_before_parsing_and_stream_in_order() {
+    let running = start(100).await;
+    let body = r#"["hello","world"]"#;
+
+    assert_eq!(running.post(body, None).await, 401, "unsigned");
+    let wrong = format!(
+        "sha256={}",
+        sign_hmac_sha256_hex(&Secret::from("not-the-secret"), body.as_bytes())
+    );
+    assert_eq!(
+        running.post(body, Some(wrong)).await,
+        403,
+        "signed with another secret"
+    );
+    let good = format!(
+        "sha256={}",
+        sign_hmac_sha256_hex(&Secret::from(SECRET), body.as_bytes())
+    );
+    assert_eq!(
+        running.post(r#"["hello","w0rld"]"#, Some(good)).await,
+        403,
+        "tampered body"
+    );
+    assert_eq!(
+        running.post(body, Some("sha256=nothex".into())).await,
+        403,
+        "malformed signature"
+    );
+    assert_eq!(
+        running.post_signed("{not json").await,
+        400,
+        "signed but unparseable"
+    );
+
+    // Events arrive before anyone subscribes and wait for the subscriber.
+    assert_eq!(running.post_signed(body).await, 200);
+    let mut stream = running
+        .grpc
+        .clone()
+        .stream_events(pb::StreamEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        text(&next(&mut stream).await),
+        "hello",
+        "nothing refused reached the stream"
+    );
+    assert_eq!(text(&next(&mut stream).await), "world");
+    assert_eq!(running.post_signed(r#"["later"]"#).await, 200);
+    assert_eq!(text(&next(&mut stream).await), "later");
+
+    // Shutdown ends the open stream rather than waiting for it.
+    running.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .unwrap();
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_until_drained() {
+    let running = start(2).await;
+    assert_eq!(running.post_signed(r#"["a","b"]"#).await, 200);
+    assert_eq!(
+        running.post_signed(r#"["c"]"#).await,
+        503,
+        "queue full: the platform retries"
+    );
+    let mut stream = running
+        .grpc
+        .clone()
+        .stream_events(pb::StreamEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(text(&next(&mut stream).await), "a");
+    assert_eq!(text(&next(&mut stream).await), "b");
+    assert_eq!(running.post_signed(r#"["c"]"#).await, 200);
+    assert_eq!(text(&next(&mut stream).await), "c");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn hub_challenge_and_health() {
+    let running = start(10).await;
+    let get = |query: &str| {
+        let url = format!("{}?{query}", running.webhook_url);
+        let http = running.http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        get(&format!(
+            "hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444"
+        ))
+        .await,
+        (200, "1158201444".to_owned())
+    );
+    assert_eq!(
+        get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        get(&format!(
+            "hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1"
+        ))
+        .await
+        .0,
+        403
+    );
+    assert_eq!(get("hub.challenge=1").await.0, 403);
+
+    let health = running.http.get(&running.health_url).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "healthy"}));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn send_forwards_the_traceparent_and_answers_for_the_platform() {
+    let running = start(10).await;
+    let mut grpc = running.grpc.clone();
+
+    let describe = grpc.describe(pb::DescribeRequest {}).await.unwrap().into_inner();
+    assert_eq!(describe.platform, "fake");
+    assert_eq!(describe.capabilities.map(|c| c.max_text_length), Some(10));
+
+    let send = pb::SendRequest {
+        message_id: "m-1".into(),
+        conversation_id: "c-1".into(),
+        recipient_id: "42".into(),
+        text: "hi".into(),
+    };
+    let mut request = tonic::Request::new(send.clone());
+    request
+        .metadata_mut()
+        .insert("traceparent", TRACEPARENT.parse().unwrap());
+    let response = grpc.send(request).await.unwrap().into_inner();
+    match response.result {
+        Some(pb::send_response::Result::Accepted(a)) => assert_eq!(a.platform_message_id, "p-m-1"),
+        other => panic!("expected accepted, got {other:?}"),
+    }
+    // A garbage traceparent is not forwarded.
+    let mut request = tonic::Request::new(send.clone());
+    request
+        .metadata_mut()
+        .insert("traceparent", "garbage".parse().unwrap());
+    grpc.send(request).await.unwrap();
+    {
+        let sent = running.sent.lock().unwrap();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0].0, send);
+        assert_eq!(sent[0].1.as_deref(), Some(TRACEPARENT));
+        assert_eq!(sent[1].1, None);
+    }
+
+    // Too long for the platform: refused without a platform call.
+    let long = pb::SendRequest {
+        text: "x".repeat(11),
+        ..send.clone()
+    };
+    let response = grpc.send(long).await.unwrap().into_inner();
+    match response.result {
+        Some(pb::send_response::Result::Error(e)) => {
+            assert_eq!(e.kind(), pb::PlatformErrorKind::Permanent);
+            assert_eq!(e.code, "text_too_long");
+        }
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+    assert_eq!(running.sent.lock().unwrap().len(), 2);
+
+    // The caller's mistake is INVALID_ARGUMENT.
+    let status = grpc
+        .send(pb::SendRequest {
+            recipient_id: String::new(),
+            ..send
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
+    // Optional calls the platform lacks say so.
+    let status = grpc
+        .get_channel_info(pb::GetChannelInfoRequest {
+            vendor_channel_id: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    assert!(
+        status
+            .message()
+            .starts_with("platform fake does not support channel info"),
+        "{}",
+        status.message()
+    );
+    let status = grpc
+        .list_user_products(pb::ListUserProductsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_health_reports_the_connector_serving() {
+    let running = start(10).await;
+    let channel = Channel::from_shared(running.grpc_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "chat4all.v1.Connector"] {
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            answer.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+    running.stop().await;
+}
