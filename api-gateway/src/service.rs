@@ -1,0 +1,228 @@
+//! The MessagingService handlers.
+
+use std::pin::Pin;
+use std::time::Instant;
+
+use chat4all_domain::{DeliveryStatus, MessageId, SOURCE_API, Timestamp};
+use chat4all_kafka::{Producer, RecordHeaders, topics};
+use chat4all_proto::v1::{
+    self as pb, GetMessageRequest, GetMessageResponse, ListMessagesRequest, ListMessagesResponse,
+    MessageEvent, SendMessageRequest, SendMessageResponse, WatchMessagesRequest,
+    messaging_service_server::MessagingService,
+};
+use chat4all_store::{NewMessage, PutOutcome, SharedStore};
+use chat4all_telemetry::TraceContext;
+use futures::Stream;
+use prost::Message as _;
+use tonic::{Request, Response, Status};
+
+use crate::config::GatewayConfig;
+use crate::status;
+use crate::validation::validate_send;
+use crate::watchers::Watchers;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+const HOP: &str = "api-gateway";
+
+pub(crate) struct Messaging {
+    config: GatewayConfig,
+    store: SharedStore,
+    producer: Producer,
+    watchers: Watchers,
+}
+
+impl Messaging {
+    pub(crate) fn new(
+        config: GatewayConfig,
+        store: SharedStore,
+        producer: Producer,
+        watchers: Watchers,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            producer,
+            watchers,
+        }
+    }
+
+    /// Produces the accepted message to `messages` and tells watchers it
+    /// exists; waits for both acks so an OK answer means it is queued.
+    async fn publish(&self, message: &pb::Message, traceparent: &str) -> Result<(), Status> {
+        let outbound = pb::OutboundMessage {
+            message_id: message.id.clone(),
+            conversation_id: message.conversation_id.clone(),
+            recipient: message.recipient.clone(),
+            text: message.text.clone(),
+            accepted_at: message.created_at,
+        };
+        let event = MessageEvent {
+            kind: pb::MessageEventKind::Created.into(),
+            message_id: message.id.clone(),
+            conversation_id: message.conversation_id.clone(),
+            status: pb::DeliveryStatus::Accepted.into(),
+            at: message.created_at,
+            hop: HOP.to_owned(),
+            message: Some(message.clone()),
+        };
+        let headers = RecordHeaders::new(Some(traceparent.to_owned()), Some(message.id.clone()));
+        let key = message.conversation_id.as_str();
+        let queued = self
+            .producer
+            .enqueue(topics::MESSAGES, key, &outbound.encode_to_vec(), &headers)
+            .await
+            .map_err(|e| status::kafka(&e))?;
+        let announced = self
+            .producer
+            .enqueue(topics::MESSAGE_EVENTS, key, &event.encode_to_vec(), &headers)
+            .await
+            .map_err(|e| status::kafka(&e))?;
+        let (queued, announced) = futures::join!(queued.acked(), announced.acked());
+        queued.map_err(|e| status::kafka(&e))?;
+        if let Err(error) = announced {
+            // Watchers miss one CREATED event; delivery is unaffected.
+            tracing::warn!(%error, message_id = %message.id, "message-events produce failed");
+        }
+        Ok(())
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<MessageEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl MessagingService for Messaging {
+    #[tracing::instrument(skip_all, fields(message_id, trace_id))]
+    async fn send_message(
+        &self,
+        request: Request<SendMessageRequest>,
+    ) -> Result<Response<SendMessageResponse>, Status> {
+        let started = Instant::now();
+        let trace = TraceContext::from_metadata(request.metadata())
+            .map_or_else(TraceContext::new_root, |parent| parent.child());
+        let req = request.into_inner();
+        let valid = validate_send(&req, &self.config.enabled_platforms, self.config.max_text_chars).map_err(
+            |violations| {
+                metrics::counter!("chat4all_messages_rejected_total", "reason" => "invalid_argument")
+                    .increment(1);
+                status::invalid(&violations)
+            },
+        )?;
+        let platform = valid.recipient.platform.as_str();
+        let id = MessageId::generate();
+        let span = tracing::Span::current();
+        span.record("message_id", tracing::field::display(id));
+        span.record("trace_id", trace.trace_id());
+
+        let put = self
+            .store
+            .put_message(NewMessage {
+                id,
+                conversation_id: valid.conversation_id,
+                recipient: valid.recipient.clone(),
+                text: req.text,
+                source: SOURCE_API.to_owned(),
+                trace_id: trace.trace_id(),
+                created_at: Timestamp::now(),
+                idempotency_key: valid.idempotency_key,
+            })
+            .await
+            .map_err(status::store)?;
+        let message = put.message;
+        let duplicate = match put.outcome {
+            PutOutcome::Created => false,
+            PutOutcome::Duplicate => true,
+            PutOutcome::KeyConflict => {
+                return Err(Status::already_exists(format!(
+                    "idempotency_key was already used for message {} with a different recipient, \
+                     conversation or text",
+                    message.id
+                )));
+            }
+        };
+        let status = DeliveryStatus::from_proto(message.status).unwrap_or(DeliveryStatus::Accepted);
+        // A retry of a request whose produce failed finds the message still
+        // ACCEPTED and queues it again; the sidecar's claim keeps the
+        // platform call single.
+        if !duplicate || status == DeliveryStatus::Accepted {
+            // A re-queued message stays in its first request's trace.
+            let trace = if duplicate {
+                TraceContext::in_trace(&message.trace_id).unwrap_or(trace)
+            } else {
+                trace
+            };
+            let traceparent = trace.to_string();
+            self.publish(&message, &traceparent).await?;
+        }
+        metrics::counter!("chat4all_messages_accepted_total", "platform" => platform, "duplicate" => if duplicate { "true" } else { "false" })
+            .increment(1);
+        metrics::histogram!("chat4all_accept_duration_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(platform, duplicate, "message accepted");
+        Ok(Response::new(SendMessageResponse {
+            message_id: message.id,
+            status: status.to_proto().into(),
+            duplicate,
+            trace_id: message.trace_id,
+        }))
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<GetMessageRequest>,
+    ) -> Result<Response<GetMessageResponse>, Status> {
+        let raw = request.into_inner().message_id;
+        let id: MessageId = raw
+            .parse()
+            .map_err(|e: chat4all_domain::IdError| status::invalid_field("message_id", e.to_string()))?;
+        let message = self.store.get_message(id).await.map_err(status::store)?;
+        match message {
+            Some(message) => Ok(Response::new(GetMessageResponse {
+                message: Some(message),
+            })),
+            None => Err(Status::not_found(format!("no message {id}"))),
+        }
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        let req = request.into_inner();
+        let conversation = req
+            .conversation_id
+            .parse()
+            .map_err(|e: chat4all_domain::IdError| status::invalid_field("conversation_id", e.to_string()))?;
+        if req.page_size > MAX_PAGE {
+            return Err(status::invalid_field("page_size", format!("at most {MAX_PAGE}")));
+        }
+        let limit = if req.page_size == 0 {
+            DEFAULT_PAGE
+        } else {
+            req.page_size
+        };
+        let before = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let page = self
+            .store
+            .list_messages(&conversation, before, limit)
+            .await
+            .map_err(status::store)?;
+        Ok(Response::new(ListMessagesResponse {
+            messages: page.messages,
+            next_page_token: page.next_cursor.unwrap_or_default(),
+        }))
+    }
+
+    type WatchMessagesStream = EventStream;
+
+    async fn watch_messages(
+        &self,
+        request: Request<WatchMessagesRequest>,
+    ) -> Result<Response<Self::WatchMessagesStream>, Status> {
+        let conversation = request
+            .into_inner()
+            .conversation_id
+            .parse()
+            .map_err(|e: chat4all_domain::IdError| status::invalid_field("conversation_id", e.to_string()))?;
+        Ok(Response::new(Box::pin(self.watchers.subscribe(conversation))))
+    }
+}

@@ -1,0 +1,276 @@
+//! The outbound half: a batch of `<platform>-outbound` records becomes one
+//! claim call, one platform call per claimed message (conversations in
+//! parallel, each conversation in order), and one status record each.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};
+use chat4all_kafka::{BatchHandler, DeadLetter, Delivery, HandlerError, Producer, Record, decode, topics};
+use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient, send_response};
+use chat4all_store::{ClaimOutcome, SharedStore};
+use prost::Message as _;
+use tokio::sync::Semaphore;
+use tonic::transport::Channel;
+
+use crate::SidecarConfig;
+use crate::retry::Backoff;
+
+const HOP: &str = "sidecar";
+
+pub(crate) struct Sender {
+    platform: Platform,
+    instance: String,
+    connector: ConnectorClient<Channel>,
+    store: SharedStore,
+    producer: Producer,
+    backoff: Backoff,
+    max_attempts: u32,
+    send_timeout: Duration,
+    in_flight: Arc<Semaphore>,
+}
+
+/// How one message's platform calls ended.
+enum Outcome {
+    Sent(pb::SendAccepted),
+    Failed { failure: pb::Failure, exhausted: bool },
+}
+
+impl Sender {
+    pub(crate) fn new(
+        config: &SidecarConfig,
+        connector: ConnectorClient<Channel>,
+        store: SharedStore,
+        producer: Producer,
+    ) -> Self {
+        Self {
+            platform: config.platform,
+            instance: config.instance.clone(),
+            connector,
+            store,
+            producer,
+            backoff: Backoff {
+                base: config.retry_base,
+                max: config.retry_max,
+            },
+            max_attempts: config.max_attempts.max(1),
+            send_timeout: config.send_timeout,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        }
+    }
+
+    /// Calls the platform through the adapter until it answers for good.
+    async fn deliver(&self, message: &pb::OutboundMessage, traceparent: Option<&str>) -> Outcome {
+        let platform = self.platform.as_str();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = tonic::Request::new(pb::SendRequest {
+                message_id: message.message_id.clone(),
+                conversation_id: message.conversation_id.clone(),
+                recipient_id: message
+                    .recipient
+                    .as_ref()
+                    .map(|r| r.id.clone())
+                    .unwrap_or_default(),
+                text: message.text.clone(),
+            });
+            request.set_timeout(self.send_timeout);
+            if let Some(value) = traceparent.and_then(|t| t.parse().ok()) {
+                request.metadata_mut().insert("traceparent", value);
+            }
+            let started = Instant::now();
+            let answer = self.connector.clone().send(request).await;
+            metrics::histogram!("chat4all_platform_call_duration_seconds", "platform" => platform)
+                .record(started.elapsed().as_secs_f64());
+            let (error, retry_after) = match answer.map(|r| r.into_inner().result) {
+                Ok(Some(send_response::Result::Accepted(accepted))) => return Outcome::Sent(accepted),
+                Ok(Some(send_response::Result::Error(error))) => {
+                    let kind = pb::PlatformErrorKind::try_from(error.kind)
+                        .unwrap_or(pb::PlatformErrorKind::Transient);
+                    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => error.code.clone())
+                        .increment(1);
+                    if kind == pb::PlatformErrorKind::Permanent {
+                        tracing::warn!(message_id = %message.message_id, code = %error.code, "platform refused the message");
+                        let failure = pb::Failure {
+                            code: error.code,
+                            reason: error.message,
+                        };
+                        return Outcome::Failed {
+                            failure,
+                            exhausted: false,
+                        };
+                    }
+                    let after = error.retry_after.and_then(|d| Duration::try_from(d).ok());
+                    (
+                        pb::Failure {
+                            code: error.code,
+                            reason: error.message,
+                        },
+                        after,
+                    )
+                }
+                Ok(None) => (
+                    pb::Failure {
+                        code: "empty_answer".into(),
+                        reason: "adapter answered nothing".into(),
+                    },
+                    None,
+                ),
+                Err(status) => {
+                    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => "adapter_unavailable")
+                        .increment(1);
+                    (
+                        pb::Failure {
+                            code: format!("grpc_{:?}", status.code()).to_lowercase(),
+                            reason: status.message().to_owned(),
+                        },
+                        None,
+                    )
+                }
+            };
+            if attempt >= self.max_attempts {
+                let reason = format!(
+                    "{} attempts failed; last: {} {}",
+                    attempt, error.code, error.reason
+                );
+                return Outcome::Failed {
+                    failure: pb::Failure {
+                        code: "retries_exhausted".into(),
+                        reason,
+                    },
+                    exhausted: true,
+                };
+            }
+            metrics::counter!("chat4all_platform_retries_total", "platform" => platform).increment(1);
+            let delay = self.backoff.delay(attempt, retry_after);
+            tracing::info!(message_id = %message.message_id, attempt, code = %error.code, delay_ms = delay.as_millis() as u64, "platform call failed, retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Delivers one conversation's messages in order; returns the status
+    /// records enqueued and the dead letters.
+    async fn deliver_conversation(
+        &self,
+        items: Vec<(usize, &Record, pb::OutboundMessage)>,
+    ) -> Result<(Vec<Delivery>, Vec<DeadLetter>), HandlerError> {
+        let mut acks = Vec::with_capacity(items.len());
+        let mut dead = Vec::new();
+        for (index, record, message) in items {
+            let permit = self.in_flight.acquire().await.map_err(HandlerError::new)?;
+            let outcome = self
+                .deliver(&message, record.headers.traceparent.as_deref())
+                .await;
+            drop(permit);
+            let mut update = pb::StatusUpdate {
+                message_id: message.message_id.clone(),
+                conversation_id: message.conversation_id.clone(),
+                status: 0,
+                at: None,
+                hop: HOP.to_owned(),
+                platform: self.platform.as_str().to_owned(),
+                platform_message_id: String::new(),
+                failure: None,
+            };
+            match outcome {
+                Outcome::Sent(accepted) => {
+                    update.status = DeliveryStatus::Sent.to_proto().into();
+                    update.at = Some(accepted.at.unwrap_or_else(|| Timestamp::now().into()));
+                    update.platform_message_id = accepted.platform_message_id;
+                }
+                Outcome::Failed { failure, exhausted } => {
+                    if exhausted {
+                        dead.push(DeadLetter {
+                            index,
+                            reason: failure.reason.clone(),
+                        });
+                    }
+                    update.status = DeliveryStatus::Failed.to_proto().into();
+                    update.at = Some(Timestamp::now().into());
+                    update.failure = Some(failure);
+                }
+            }
+            metrics::counter!("chat4all_sidecar_outcomes_total", "platform" => self.platform.as_str(),
+                "status" => DeliveryStatus::from_proto(update.status).map_or("unknown", DeliveryStatus::as_str))
+            .increment(1);
+            acks.push(
+                self.producer
+                    .enqueue(
+                        topics::STATUS_UPDATES,
+                        &message.conversation_id,
+                        &update.encode_to_vec(),
+                        &record.headers,
+                    )
+                    .await
+                    .map_err(HandlerError::new)?,
+            );
+        }
+        Ok((acks, dead))
+    }
+}
+
+impl BatchHandler for Sender {
+    async fn handle(&self, batch: &[Record]) -> Result<Vec<DeadLetter>, HandlerError> {
+        let mut dead = Vec::new();
+        let mut decoded = Vec::with_capacity(batch.len());
+        for (index, record) in batch.iter().enumerate() {
+            let parsed = decode::<pb::OutboundMessage>(&record.payload).and_then(|m| {
+                m.message_id
+                    .parse::<MessageId>()
+                    .map(|id| (id, m))
+                    .map_err(|e| e.to_string())
+            });
+            match parsed {
+                Ok((id, message)) => decoded.push((index, record, id, message)),
+                Err(reason) => dead.push(DeadLetter { index, reason }),
+            }
+        }
+        let ids: Vec<MessageId> = decoded.iter().map(|(_, _, id, _)| *id).collect();
+        let claims = self
+            .store
+            .claim_for_send(&ids, &self.instance)
+            .await
+            .map_err(HandlerError::new)?;
+
+        // Claimed messages by conversation, each conversation in offset order.
+        let mut conversations: HashMap<String, Vec<(usize, &Record, pb::OutboundMessage)>> = HashMap::new();
+        for ((index, record, id, message), claim) in decoded.into_iter().zip(claims) {
+            match claim {
+                ClaimOutcome::Claimed => conversations
+                    .entry(message.conversation_id.clone())
+                    .or_default()
+                    .push((index, record, message)),
+                ClaimOutcome::AlreadyClaimed => {
+                    // A redelivered record: the platform was called already.
+                    metrics::counter!("chat4all_sidecar_redelivered_total", "platform" => self.platform.as_str())
+                        .increment(1);
+                    tracing::info!(message_id = %id, "already claimed, not sent again");
+                }
+                ClaimOutcome::NotFound => {
+                    dead.push(DeadLetter {
+                        index,
+                        reason: format!("message {id} is not in the store"),
+                    });
+                }
+            }
+        }
+        let results = futures::future::join_all(
+            conversations
+                .into_values()
+                .map(|items| self.deliver_conversation(items)),
+        )
+        .await;
+        let mut acks = Vec::new();
+        for result in results {
+            let (conversation_acks, conversation_dead) = result?;
+            acks.extend(conversation_acks);
+            dead.extend(conversation_dead);
+        }
+        for ack in acks {
+            ack.acked().await.map_err(HandlerError::new)?;
+        }
+        Ok(dead)
+    }
+}
