@@ -1,0 +1,12 @@
+//! `chat4all`: the command line of Chat4All, and the one-machine system.
+//!
+//! [`system`] composes every service in one process (librdkafka's mock
+//! cluster as Kafka, the embedded store, the platform simulator): what
+//! `chat4all dev`, the end-to-end tests and the benchmark run. [`client`]
+//! holds the `send`, `status` and `watch` commands; [`bench`] the benchmark.
+
+pub mod bench;
+pub mod client;
+pub mod system;
+
+pub use system::{System, SystemConfig};

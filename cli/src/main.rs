@@ -1,0 +1,139 @@
+//! `chat4all`: run the whole system on this machine, send, follow, measure.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use chat4all::{System, SystemConfig, bench, client};
+use chat4all_proto::v1::SendMessageRequest;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Chat4All: one gRPC API to WhatsApp, Instagram, Messenger, Telegram and Chotot"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs every service in this process: Kafka as librdkafka's mock
+    /// cluster, the embedded store, the platform simulator.
+    Dev {
+        #[command(flatten)]
+        system: SystemConfig,
+        #[command(flatten)]
+        telemetry: chat4all_telemetry::TelemetryArgs,
+    },
+    /// Sends a message; prints its id.
+    Send {
+        /// `platform:id`, e.g. `whatsapp:15551234567`.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long, default_value = "")]
+        conversation: String,
+        #[arg(long, default_value = "")]
+        idempotency_key: String,
+        #[arg(long, env = "CHAT4ALL_GATEWAY", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+    },
+    /// Prints a message's delivery timeline and trace id.
+    Status {
+        message_id: String,
+        #[arg(long, env = "CHAT4ALL_GATEWAY", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+        /// A tracing dashboard's trace URL prefix, to print a link.
+        #[arg(long, env = "CHAT4ALL_DASHBOARD_URL")]
+        dashboard: Option<String>,
+    },
+    /// Follows a conversation's new messages and status changes.
+    Watch {
+        #[arg(long)]
+        conversation: String,
+        #[arg(long, env = "CHAT4ALL_GATEWAY", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+    },
+    /// Measures the one-machine system against bare tonic and bare Kafka.
+    Bench {
+        #[command(flatten)]
+        options: bench::BenchOptions,
+        /// Where the benchmark's store lives (a fresh temporary one by default).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Dev { system, telemetry } => {
+            let telemetry = chat4all_telemetry::init(&telemetry)?;
+            let system = System::start(system).await?;
+            let metrics = telemetry.serve_metrics(system.shutdown_token()).await?;
+            println!("chat4all is running");
+            println!("  gateway    {}", system.gateway_url());
+            println!("  store      http://{}", system.store_addr);
+            println!("  simulator  http://{}", system.simulator_addr);
+            println!("  metrics    http://{metrics}/metrics");
+            println!("  kafka      {}", system.kafka.bootstrap);
+            println!(
+                "try: chat4all send --to whatsapp:15551234567 --text hi --gateway {}",
+                system.gateway_url()
+            );
+            chat4all_telemetry::shutdown_signal().await;
+            system.stop().await
+        }
+        Command::Send {
+            to,
+            text,
+            conversation,
+            idempotency_key,
+            gateway,
+        } => {
+            let id = client::send(
+                &gateway,
+                SendMessageRequest {
+                    recipient: to,
+                    text,
+                    conversation_id: conversation,
+                    idempotency_key,
+                },
+            )
+            .await?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Status {
+            message_id,
+            gateway,
+            dashboard,
+        } => {
+            print!(
+                "{}",
+                client::status(&gateway, &message_id, dashboard.as_deref()).await?
+            );
+            Ok(())
+        }
+        Command::Watch {
+            conversation,
+            gateway,
+        } => {
+            client::watch(
+                &gateway,
+                &conversation,
+                |line| println!("{line}"),
+                chat4all_telemetry::shutdown_signal(),
+            )
+            .await
+        }
+        Command::Bench { options, data_dir } => {
+            let report = bench::run(options, data_dir).await.context("benchmark")?;
+            println!("{report}");
+            Ok(())
+        }
+    }
+}

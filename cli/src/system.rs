@@ -1,0 +1,215 @@
+//! The whole system in one process: the same services, wired by
+//! configuration instead of deployment.
+//!
+//! Start order follows the data: Kafka and its topics, the store, the
+//! simulator, the adapter (which needs the simulator's address, and whose
+//! webhook address the simulator needs back), then the services. Stop is one
+//! cancellation: each service drains, commits and flushes; the store closes
+//! last, then Kafka.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chat4all_domain::Platform;
+use chat4all_kafka::mock::MockKafka;
+use chat4all_kafka::{KafkaArgs, topics};
+use chat4all_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
+use chat4all_store::SharedStore;
+use chat4all_store::embedded::EmbeddedStore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+/// What the one-machine system needs to know.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SystemConfig {
+    /// Where the embedded store keeps its data.
+    #[arg(long, env = "CHAT4ALL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The public gRPC API.
+    #[arg(long, env = "CHAT4ALL_GATEWAY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub gateway_listen: SocketAddr,
+    /// The MessageStore gRPC service, for tools and separate processes.
+    #[arg(long, env = "CHAT4ALL_STORE_LISTEN", default_value = "127.0.0.1:50052")]
+    pub store_listen: SocketAddr,
+    /// The platform simulator's HTTP server.
+    #[arg(long, env = "CHAT4ALL_SIMULATOR_LISTEN", default_value = "127.0.0.1:9100")]
+    pub simulator_listen: SocketAddr,
+    /// Partitions of each topic.
+    #[arg(long, env = "CHAT4ALL_PARTITIONS", default_value_t = 8)]
+    pub partitions: i32,
+}
+
+impl SystemConfig {
+    /// Every port picked at run time, data under `data_dir`: for tests.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            data_dir: data_dir.into(),
+            gateway_listen: any,
+            store_listen: any,
+            simulator_listen: any,
+            partitions: 8,
+        }
+    }
+}
+
+/// The running system.
+pub struct System {
+    pub gateway_addr: SocketAddr,
+    pub store_addr: SocketAddr,
+    pub simulator_addr: SocketAddr,
+    pub simulator: SimulatorHandle,
+    pub kafka: KafkaArgs,
+    pub store: SharedStore,
+    shutdown: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    kafka_cluster: Option<MockKafka>,
+}
+
+impl System {
+    pub async fn start(config: SystemConfig) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
+
+        let cluster = MockKafka::start(1).context("starting the Kafka mock cluster")?;
+        let kafka = cluster.args();
+        cluster
+            .create_topics(&topics::all(), config.partitions)
+            .context("creating topics")?;
+
+        let embedded = EmbeddedStore::open(&config.data_dir.join("store.sqlite3"), Default::default())
+            .with_context(|| format!("opening the store under {}", config.data_dir.display()))?;
+        let store: SharedStore = Arc::new(embedded);
+        let store_listener = TcpListener::bind(config.store_listen)
+            .await
+            .context("binding the store port")?;
+        let store_addr = store_listener.local_addr()?;
+        tasks.push(("store", {
+            let service = chat4all_store::grpc::server(store.clone());
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(store_listener),
+                        shutdown.cancelled(),
+                    )
+                    .await
+                    .context("serving the store")
+            })
+        }));
+
+        let mut sim_config = SimulatorConfig {
+            listen: config.simulator_listen,
+            ..Default::default()
+        };
+        sim_config.whatsapp.webhook_url = None;
+        let simulator = Simulator::bind(sim_config.clone())
+            .await
+            .context("starting the simulator")?;
+        let simulator_addr = simulator.local_addr();
+        let simulator_handle = simulator.handle();
+        tasks.push(("simulator", tokio::spawn(simulator.run(shutdown.clone()))));
+
+        let whatsapp_config = chat4all_whatsapp::WhatsAppConfig {
+            api_base_url: format!("http://{simulator_addr}"),
+            access_token: sim_config.whatsapp.access_token.clone(),
+            app_secret: sim_config.whatsapp.app_secret.clone(),
+            phone_number_id: sim_config.whatsapp.phone_number_id.clone(),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Default::default()
+        };
+        let adapter = chat4all_whatsapp::bind(whatsapp_config)
+            .await
+            .context("starting the WhatsApp adapter")?;
+        let connector_addr = format!("http://{}", adapter.grpc_addr());
+        simulator_handle.set_webhook_target("whatsapp", format!("http://{}/webhook", adapter.webhook_addr()));
+        tasks.push(("whatsapp-adapter", tokio::spawn(adapter.run(shutdown.clone()))));
+
+        let gateway_config = chat4all_api_gateway::GatewayConfig {
+            listen: config.gateway_listen,
+            enabled_platforms: vec![Platform::WhatsApp],
+            ..Default::default()
+        };
+        let gateway = chat4all_api_gateway::bind(&gateway_config, &kafka, store.clone()).await?;
+        let gateway_addr = gateway.local_addr();
+        tasks.push(("api-gateway", tokio::spawn(gateway.run(shutdown.clone()))));
+
+        tasks.push(("router", {
+            let (kafka, shutdown) = (kafka.clone(), shutdown.clone());
+            tokio::spawn(async move { chat4all_router::run(&Default::default(), &kafka, shutdown).await })
+        }));
+        tasks.push(("status-consumer", {
+            let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                chat4all_status_consumer::run(&Default::default(), &kafka, store, shutdown).await
+            })
+        }));
+        tasks.push(("whatsapp-sidecar", {
+            let sidecar = chat4all_connector_sidecar::SidecarConfig::new(Platform::WhatsApp, connector_addr);
+            let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
+            tokio::spawn(
+                async move { chat4all_connector_sidecar::run(&sidecar, &kafka, store, shutdown).await },
+            )
+        }));
+
+        Ok(Self {
+            gateway_addr,
+            store_addr,
+            simulator_addr,
+            simulator: simulator_handle,
+            kafka,
+            store,
+            shutdown,
+            tasks,
+            kafka_cluster: Some(cluster),
+        })
+    }
+
+    /// The gateway's URL for a tonic client.
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.gateway_addr)
+    }
+
+    /// Creates more topics on the system's Kafka (the benchmark's own).
+    pub fn create_topics(&self, names: &[String], partitions: i32) -> anyhow::Result<()> {
+        let cluster = self.kafka_cluster.as_ref().context("the system is stopped")?;
+        Ok(cluster.create_topics(names, partitions)?)
+    }
+
+    /// A token that stops the system when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops every service, waits for each to drain, then closes the store
+    /// and Kafka.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let mut failures = Vec::new();
+        for (name, task) in self.tasks.drain(..) {
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => failures.push(format!("{name}: {e:#}")),
+                Ok(Err(e)) => failures.push(format!("{name}: {e}")),
+                Err(_) => failures.push(format!("{name}: did not stop within 30 s")),
+            }
+        }
+        drop(self.store);
+        // librdkafka's destroy blocks until its threads end.
+        if let Some(cluster) = self.kafka_cluster.take() {
+            tokio::task::spawn_blocking(move || drop(cluster)).await?;
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("stopping: {}", failures.join("; "))
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Helpers for the end-to-end tests in `tests/`: start the one-machine
+//! system on a fresh data directory, talk to it through its public gRPC API,
+//! wait for messages to reach a state.
+
+use std::time::{Duration, Instant};
+
+use chat4all::{System, SystemConfig};
+use chat4all_proto::v1::{
+    self as pb, GetMessageRequest, SendMessageRequest, messaging_service_client::MessagingServiceClient,
+};
+use tonic::transport::Channel;
+
+pub use chat4all;
+
+/// A system on its own data directory, removed when dropped.
+pub struct TestSystem {
+    pub system: System,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestSystem {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let system = System::start(SystemConfig::ephemeral(dir.path())).await?;
+        Ok(Self { system, dir })
+    }
+
+    pub async fn client(&self) -> anyhow::Result<MessagingServiceClient<Channel>> {
+        Ok(MessagingServiceClient::connect(self.system.gateway_url()).await?)
+    }
+}
+
+pub fn send_request(recipient: &str, text: &str, conversation: &str) -> SendMessageRequest {
+    SendMessageRequest {
+        recipient: recipient.to_owned(),
+        text: text.to_owned(),
+        conversation_id: conversation.to_owned(),
+        idempotency_key: String::new(),
+    }
+}
+
+/// Polls GetMessage until the message reaches `status` (or beyond, in state
+/// order) or the time is up; returns the message as last seen.
+pub async fn wait_for(
+    client: &mut MessagingServiceClient<Channel>,
+    message_id: &str,
+    status: pb::DeliveryStatus,
+    within: Duration,
+) -> anyhow::Result<pb::Message> {
+    let deadline = Instant::now() + within;
+    loop {
+        let message = client
+            .get_message(GetMessageRequest {
+                message_id: message_id.to_owned(),
+            })
+            .await?
+            .into_inner()
+            .message
+            .ok_or_else(|| anyhow::anyhow!("no message in the answer"))?;
+        let reached = message.status >= status as i32 && message.status != pb::DeliveryStatus::Failed as i32;
+        if reached || Instant::now() > deadline {
+            return Ok(message);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

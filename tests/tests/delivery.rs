@@ -1,0 +1,301 @@
+//! End to end through the real gRPC API and the Kafka path (librdkafka's
+//! mock cluster), the embedded store, the WhatsApp adapter and the platform
+//! simulator's real HTTP server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chat4all_proto::v1::{self as pb, GetMessageRequest, ListMessagesRequest, WatchMessagesRequest};
+use chat4all_tests::{TestSystem, send_request, wait_for};
+use tonic::Code;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn state_order(message: &pb::Message) -> Vec<i32> {
+    message.timeline.iter().map(|s| s.status).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_messages_over_ten_conversations_reach_read_in_order() {
+    let t = TestSystem::start().await.unwrap();
+    let mut client = t.client().await.unwrap();
+
+    // A watcher on one conversation sees its messages appear and move on.
+    let mut watch = client
+        .watch_messages(WatchMessagesRequest {
+            conversation_id: "conv-0".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let mut senders = Vec::new();
+    for c in 0..10 {
+        let mut client = t.client().await.unwrap();
+        senders.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..20 {
+                let req = send_request(
+                    &format!("whatsapp:155500000{c:02}"),
+                    &format!("c{c}-m{i:02}"),
+                    &format!("conv-{c}"),
+                );
+                ids.push(client.send_message(req).await.unwrap().into_inner().message_id);
+            }
+            ids
+        }));
+    }
+    let mut ids_by_conversation = Vec::new();
+    for s in senders {
+        ids_by_conversation.push(s.await.unwrap());
+    }
+
+    let all = [
+        pb::DeliveryStatus::Accepted as i32,
+        pb::DeliveryStatus::Routed as i32,
+        pb::DeliveryStatus::Sent as i32,
+        pb::DeliveryStatus::Delivered as i32,
+        pb::DeliveryStatus::Read as i32,
+    ];
+    for ids in &ids_by_conversation {
+        for id in ids {
+            let m = wait_for(&mut client, id, pb::DeliveryStatus::Read, WITHIN)
+                .await
+                .unwrap();
+            assert_eq!(m.status, pb::DeliveryStatus::Read as i32, "message {id}: {m:?}");
+            assert_eq!(state_order(&m), all, "every state has its timestamp: {m:?}");
+            let times: Vec<_> = m
+                .timeline
+                .iter()
+                .map(|s| s.at.unwrap())
+                .map(|t| (t.seconds, t.nanos))
+                .collect();
+            assert!(
+                times.windows(2).all(|w| w[0] <= w[1]),
+                "timestamps in state order: {times:?}"
+            );
+            assert!(m.platform_message_id.starts_with("wamid."), "{m:?}");
+            assert_eq!(m.trace_id.len(), 32);
+        }
+    }
+
+    // The platform got each message once, each conversation in send order.
+    let received = t.system.simulator.received("whatsapp");
+    assert_eq!(received.len(), 200, "one platform call per message");
+    let mut by_recipient: HashMap<String, Vec<String>> = HashMap::new();
+    for r in &received {
+        by_recipient.entry(r.to.clone()).or_default().push(r.text.clone());
+    }
+    for c in 0..10 {
+        let want: Vec<String> = (0..20).map(|i| format!("c{c}-m{i:02}")).collect();
+        assert_eq!(
+            by_recipient[&format!("155500000{c:02}")],
+            want,
+            "conversation {c} in order"
+        );
+    }
+
+    // The watcher saw conversation 0's messages created and read.
+    let mut created = 0;
+    let mut read = 0;
+    while created < 20 || read < 20 {
+        let event = tokio::time::timeout(WITHIN, watch.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.conversation_id, "conv-0");
+        if event.kind == pb::MessageEventKind::Created as i32 {
+            created += 1;
+        }
+        if event.status == pb::DeliveryStatus::Read as i32 {
+            read += 1;
+        }
+    }
+
+    // ListMessages: newest first, paged.
+    let first = client
+        .list_messages(ListMessagesRequest {
+            conversation_id: "conv-3".into(),
+            page_size: 15,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.messages.len(), 15);
+    assert_eq!(first.messages[0].text, "c3-m19");
+    let rest = client
+        .list_messages(ListMessagesRequest {
+            conversation_id: "conv-3".into(),
+            page_size: 15,
+            page_token: first.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.messages.len(), 5);
+    assert_eq!(rest.messages[4].text, "c3-m00");
+    assert!(rest.next_page_token.is_empty());
+
+    t.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_idempotency_key_gives_one_message_and_one_platform_call() {
+    let t = TestSystem::start().await.unwrap();
+    let mut client = t.client().await.unwrap();
+    let mut req = send_request("whatsapp:15551234567", "only once", "");
+    req.idempotency_key = "order-42-confirmation".into();
+
+    let first = client.send_message(req.clone()).await.unwrap().into_inner();
+    let second = client.send_message(req.clone()).await.unwrap().into_inner();
+    assert_eq!(first.message_id, second.message_id);
+    assert!(!first.duplicate);
+    assert!(second.duplicate);
+
+    let m = wait_for(&mut client, &first.message_id, pb::DeliveryStatus::Read, WITHIN)
+        .await
+        .unwrap();
+    assert_eq!(m.status, pb::DeliveryStatus::Read as i32);
+    // Once read, a third try still sends nothing.
+    let third = client.send_message(req.clone()).await.unwrap().into_inner();
+    assert_eq!(third.message_id, first.message_id);
+
+    // The same key with another text is a conflict, not a silent reuse.
+    req.text = "something else".into();
+    let conflict = client.send_message(req).await.unwrap_err();
+    assert_eq!(conflict.code(), Code::AlreadyExists);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = t.system.simulator.received("whatsapp");
+    assert_eq!(
+        calls.iter().filter(|r| r.text == "only once").count(),
+        1,
+        "{calls:?}"
+    );
+    t.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_requests_are_refused_naming_the_field_and_nothing_is_stored_or_sent() {
+    let t = TestSystem::start().await.unwrap();
+    let mut client = t.client().await.unwrap();
+    let cases = [
+        (send_request("whatsapp:15551234567", "", "bad"), "text"),
+        (send_request("fax:15551234567", "hi", "bad"), "recipient"),
+        (
+            send_request("whatsapp:15551234567", &"a".repeat(4097), "bad"),
+            "text",
+        ),
+        (send_request("", "hi", "bad"), "recipient"),
+    ];
+    for (req, field) in cases {
+        let status = client.send_message(req.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{req:?}");
+        assert!(
+            status.message().contains(field),
+            "{field} named in {:?}",
+            status.message()
+        );
+        use tonic_types::StatusExt;
+        let details = status.get_details_bad_request().expect("BadRequest details");
+        assert!(
+            details.field_violations.iter().any(|v| v.field == field),
+            "{details:?}"
+        );
+    }
+    // A good message after the bad ones: once it is sent, everything before
+    // it has been through the pipeline too.
+    let ok = client
+        .send_message(send_request("whatsapp:15551234567", "fine", "good"))
+        .await
+        .unwrap()
+        .into_inner();
+    let m = wait_for(&mut client, &ok.message_id, pb::DeliveryStatus::Sent, WITHIN)
+        .await
+        .unwrap();
+    assert!(m.status >= pb::DeliveryStatus::Sent as i32);
+    let listed = client
+        .list_messages(ListMessagesRequest {
+            conversation_id: "bad".into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.messages.is_empty(), "nothing stored: {listed:?}");
+    let calls = t.system.simulator.received("whatsapp");
+    assert_eq!(
+        calls.len(),
+        1,
+        "only the good message reached the platform: {calls:?}"
+    );
+
+    let unknown = client
+        .get_message(GetMessageRequest {
+            message_id: "not-an-id".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    t.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_survive_a_restart_on_the_same_data_directory() {
+    let t = TestSystem::start().await.unwrap();
+    let dir = t.dir;
+    let mut client =
+        chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(t.system.gateway_url())
+            .await
+            .unwrap();
+    let mut before = Vec::new();
+    for i in 0..30 {
+        let req = send_request("whatsapp:15551230000", &format!("before restart {i}"), "restart");
+        before.push(client.send_message(req).await.unwrap().into_inner().message_id);
+    }
+    let last = wait_for(&mut client, &before[29], pb::DeliveryStatus::Read, WITHIN)
+        .await
+        .unwrap();
+    assert_eq!(last.status, pb::DeliveryStatus::Read as i32);
+    let mut statuses = HashMap::new();
+    for id in &before {
+        let m = client
+            .get_message(GetMessageRequest {
+                message_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .message
+            .unwrap();
+        statuses.insert(id.clone(), m.status);
+    }
+    t.system.stop().await.unwrap();
+
+    let system = chat4all::System::start(chat4all::SystemConfig::ephemeral(dir.path()))
+        .await
+        .unwrap();
+    let mut client =
+        chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(system.gateway_url())
+            .await
+            .unwrap();
+    for id in &before {
+        let m = client
+            .get_message(GetMessageRequest {
+                message_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .message
+            .unwrap();
+        assert_eq!(m.status, statuses[id], "{id} kept its state");
+        assert!(!m.timeline.is_empty());
+    }
+    system.stop().await.unwrap();
+}
