@@ -87,6 +87,11 @@ impl BoundGateway {
             .register_encoded_file_descriptor_set(chat4all_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("building gRPC reflection")?;
+        // grpcurl 1.8 speaks only v1alpha.
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(chat4all_proto::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .context("building gRPC reflection")?;
         let closer = {
             let (watchers, shutdown) = (watchers.clone(), shutdown.clone());
             tokio::spawn(async move {
@@ -98,6 +103,7 @@ impl BoundGateway {
         let served = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(MessagingServiceServer::new(service))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
             .await;

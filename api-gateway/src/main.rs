@@ -1,11 +1,11 @@
 //! `chat4all-api-gateway`: the public gRPC API alone, against a Kafka
 //! cluster and a MessageStore service.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(version, about = "Chat4All's public gRPC API")]
@@ -24,18 +24,20 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let telemetry = chat4all_telemetry::init(&args.telemetry)?;
-    let shutdown = CancellationToken::new();
-    let store =
-        chat4all_store::grpc::StoreClient::connect(&args.store_addr).context("connecting to the store")?;
-    let gateway = chat4all_api_gateway::bind(&args.gateway, &args.kafka, std::sync::Arc::new(store)).await?;
-    telemetry.serve_metrics(shutdown.clone()).await?;
-    tracing::info!(addr = %gateway.local_addr(), "api-gateway listening");
-    let server = tokio::spawn(gateway.run(shutdown.clone()));
-    chat4all_telemetry::shutdown_signal().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), server)
+    let store = chat4all_store::grpc::StoreClient::connect(&args.store_addr).context("store address")?;
+    let process = chat4all_telemetry::Process {
+        name: "api-gateway",
+        telemetry: &args.telemetry,
+        // Health is served on the gateway's own gRPC port.
+        health: None,
+        drain: Duration::from_secs(30),
+    };
+    let (config, kafka) = (args.gateway.clone(), args.kafka.clone());
+    process
+        .run(|shutdown| async move {
+            let gateway = chat4all_api_gateway::bind(&config, &kafka, Arc::new(store)).await?;
+            tracing::info!(addr = %gateway.local_addr(), "api-gateway listening");
+            gateway.run(shutdown).await
+        })
         .await
-        .context("drain timed out")???;
-    Ok(())
 }

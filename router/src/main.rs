@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(version, about = "Chat4All's router")]
@@ -22,18 +20,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let telemetry = chat4all_telemetry::init(&args.telemetry)?;
-    let shutdown = CancellationToken::new();
-    telemetry.serve_metrics(shutdown.clone()).await?;
-    chat4all_telemetry::serve_grpc_health(args.health.listen, shutdown.clone()).await?;
-    let router = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move { chat4all_router::run(&args.router, &args.kafka, shutdown).await }
-    });
-    chat4all_telemetry::shutdown_signal().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), router)
+    let process = chat4all_telemetry::Process {
+        name: "router",
+        telemetry: &args.telemetry,
+        health: Some(args.health.listen),
+        drain: Duration::from_secs(30),
+    };
+    let (router, kafka) = (args.router.clone(), args.kafka.clone());
+    process
+        .run(|shutdown| async move { chat4all_router::run(&router, &kafka, shutdown).await })
         .await
-        .context("drain timed out")???;
-    Ok(())
 }

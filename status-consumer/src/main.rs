@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(version, about = "Chat4All's status consumer")]
@@ -26,20 +25,17 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let telemetry = chat4all_telemetry::init(&args.telemetry)?;
-    let shutdown = CancellationToken::new();
-    let store =
-        chat4all_store::grpc::StoreClient::connect(&args.store_addr).context("connecting to the store")?;
-    telemetry.serve_metrics(shutdown.clone()).await?;
-    chat4all_telemetry::serve_grpc_health(args.health.listen, shutdown.clone()).await?;
-    let consumer = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move { chat4all_status_consumer::run(&args.status, &args.kafka, Arc::new(store), shutdown).await }
-    });
-    chat4all_telemetry::shutdown_signal().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), consumer)
+    let store = chat4all_store::grpc::StoreClient::connect(&args.store_addr).context("store address")?;
+    let process = chat4all_telemetry::Process {
+        name: "status-consumer",
+        telemetry: &args.telemetry,
+        health: Some(args.health.listen),
+        drain: Duration::from_secs(30),
+    };
+    let (config, kafka) = (args.status.clone(), args.kafka.clone());
+    process
+        .run(|shutdown| async move {
+            chat4all_status_consumer::run(&config, &kafka, Arc::new(store), shutdown).await
+        })
         .await
-        .context("drain timed out")???;
-    Ok(())
 }

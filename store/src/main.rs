@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chat4all_proto::v1::message_store_server::MessageStoreServer;
 use chat4all_store::SharedStore;
 use chat4all_store::embedded::{EmbeddedOptions, EmbeddedStore, Synchronous};
+use chat4all_store::grpc::StoreService;
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 #[derive(Parser)]
 #[command(version, about = "Chat4All's MessageStore service")]
@@ -31,7 +33,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let telemetry = chat4all_telemetry::init(&args.telemetry)?;
     let options = EmbeddedOptions {
         synchronous: if args.fsync {
             Synchronous::Full
@@ -41,35 +42,35 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let path = args.data_dir.join("store.sqlite3");
-    let embedded =
-        EmbeddedStore::open(&path, options).with_context(|| format!("opening {}", path.display()))?;
-    let store: SharedStore = Arc::new(embedded.clone());
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let process = chat4all_telemetry::Process {
+        name: "store",
+        telemetry: &args.telemetry,
+        // Health is served on the store's own gRPC port.
+        health: None,
+        drain: Duration::from_secs(30),
+    };
+    let listen = args.listen;
+    process
+        .run(|shutdown| async move {
+            let embedded =
+                EmbeddedStore::open(&path, options).with_context(|| format!("opening {}", path.display()))?;
+            let store: SharedStore = Arc::new(embedded.clone());
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let (health_reporter, health) = tonic_health::server::health_reporter();
+            health_reporter
+                .set_serving::<MessageStoreServer<StoreService>>()
+                .await;
+            tracing::info!(addr = %listener.local_addr()?, path = %path.display(), "store listening");
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .add_service(chat4all_store::grpc::server(store))
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+                .await
+                .context("serving")?;
+            embedded.close().await;
+            Ok(())
+        })
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let shutdown = CancellationToken::new();
-    telemetry.serve_metrics(shutdown.clone()).await?;
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<chat4all_proto::v1::message_store_server::MessageStoreServer<chat4all_store::grpc::StoreService>>()
-        .await;
-    tracing::info!(addr = %listener.local_addr()?, path = %path.display(), "store listening");
-    let server = tokio::spawn({
-        let shutdown = shutdown.clone();
-        tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(chat4all_store::grpc::server(store))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
-                shutdown.cancelled_owned(),
-            )
-    });
-    chat4all_telemetry::shutdown_signal().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), server)
-        .await
-        .context("drain timed out")??
-        .context("serving")?;
-    embedded.close().await;
-    Ok(())
 }

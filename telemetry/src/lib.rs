@@ -8,6 +8,7 @@
 mod health;
 mod logging;
 mod metrics_endpoint;
+mod process;
 pub mod trace_context;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 pub use health::{HealthArgs, serve_grpc_health};
 pub use logging::LogFormat;
 pub use metrics_endpoint::{MetricsEndpoint, metrics_handle};
+pub use process::Process;
 pub use trace_context::TraceContext;
 
 /// The telemetry flags every binary shares.

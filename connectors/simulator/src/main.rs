@@ -1,9 +1,9 @@
 //! `chat4all-simulator`: the platforms' APIs on one machine, for the
 //! adapters to call and to receive webhooks from.
 
-use anyhow::Context;
+use std::time::Duration;
+
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// Serves the platforms' HTTP APIs and posts their webhooks back.
 #[derive(Debug, Parser)]
@@ -18,21 +18,19 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let telemetry = chat4all_telemetry::init(&cli.telemetry)?;
-    let shutdown = CancellationToken::new();
-    telemetry
-        .serve_metrics(shutdown.clone())
+    let process = chat4all_telemetry::Process {
+        name: "simulator",
+        telemetry: &cli.telemetry,
+        health: None,
+        drain: Duration::from_secs(10),
+    };
+    let config = cli.simulator.into_config();
+    process
+        .run(|shutdown| async move {
+            chat4all_simulator::Simulator::bind(config)
+                .await?
+                .run(shutdown)
+                .await
+        })
         .await
-        .context("cannot serve /metrics")?;
-    let simulator = chat4all_simulator::Simulator::bind(cli.simulator.into_config()).await?;
-    let run = simulator.run(shutdown.clone());
-    tokio::pin!(run);
-    tokio::select! {
-        result = &mut run => result,
-        () = chat4all_telemetry::shutdown_signal() => {
-            tracing::info!("shutdown requested");
-            shutdown.cancel();
-            run.await
-        }
-    }
 }

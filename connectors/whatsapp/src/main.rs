@@ -2,10 +2,9 @@
 //! connector sidecar in the WhatsApp connector pod.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// The WhatsApp Business Cloud API adapter.
 #[derive(Debug, Parser)]
@@ -23,30 +22,20 @@ const EXIT_CONFIG: u8 = 64;
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let telemetry = chat4all_telemetry::init(&cli.telemetry)?;
     if let Err(e) = cli.whatsapp.validate() {
-        tracing::error!(error = %e, "refusing to start");
+        eprintln!("chat4all-whatsapp: refusing to start: {e}");
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
-    let shutdown = CancellationToken::new();
-    telemetry
-        .serve_metrics(shutdown.clone())
-        .await
-        .context("cannot serve /metrics")?;
-    let adapter = chat4all_whatsapp::bind(cli.whatsapp)
-        .await
-        .context("cannot start the adapter")?;
-    let run = adapter.run(shutdown.clone());
-    tokio::pin!(run);
-    let result = tokio::select! {
-        result = &mut run => result,
-        () = chat4all_telemetry::shutdown_signal() => {
-            tracing::info!("shutdown requested");
-            shutdown.cancel();
-            run.await
-        }
+    let process = chat4all_telemetry::Process {
+        name: "whatsapp-adapter",
+        telemetry: &cli.telemetry,
+        // Health is served on the adapter's own gRPC port.
+        health: None,
+        drain: Duration::from_secs(30),
     };
-    shutdown.cancel();
-    result.context("the adapter failed")?;
+    let config = cli.whatsapp.clone();
+    process
+        .run(|shutdown| async move { chat4all_whatsapp::bind(config).await?.run(shutdown).await })
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
