@@ -1,7 +1,6 @@
 //! `chat4all-api-gateway`: the public gRPC API alone, against a Kafka
 //! cluster and a MessageStore service.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,9 +13,8 @@ struct Args {
     gateway: chat4all_api_gateway::GatewayConfig,
     #[command(flatten)]
     kafka: chat4all_kafka::KafkaArgs,
-    /// The MessageStore service.
-    #[arg(long, env = "CHAT4ALL_STORE_ADDR", default_value = "http://127.0.0.1:50052")]
-    store_addr: String,
+    #[command(flatten)]
+    store: chat4all_store::grpc::StoreArgs,
     #[command(flatten)]
     telemetry: chat4all_telemetry::TelemetryArgs,
 }
@@ -24,7 +22,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = chat4all_store::grpc::StoreClient::connect(&args.store_addr).context("store address")?;
+    let store = args.store.connect().context("store address")?;
     let process = chat4all_telemetry::Process {
         name: "api-gateway",
         telemetry: &args.telemetry,
@@ -35,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let (config, kafka) = (args.gateway.clone(), args.kafka.clone());
     process
         .run(|shutdown| async move {
-            let gateway = chat4all_api_gateway::bind(&config, &kafka, Arc::new(store)).await?;
+            let gateway = chat4all_api_gateway::bind(&config, &kafka, store).await?;
             tracing::info!(addr = %gateway.local_addr(), "api-gateway listening");
             gateway.run(shutdown).await
         })

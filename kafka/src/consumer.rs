@@ -92,6 +92,22 @@ impl ConsumerSettings {
     }
 }
 
+/// Runs one consumer-group service until `shutdown`: a producer for what
+/// the service produces (and its dead letters), a member of
+/// `settings.group_id` on `settings.topics`, and the handler `make` builds
+/// on that producer. Flushes the producer once the consumer has committed.
+pub async fn consume<H: BatchHandler>(
+    args: &KafkaArgs,
+    settings: ConsumerSettings,
+    make: impl FnOnce(Producer) -> H,
+    shutdown: CancellationToken,
+) -> Result<(), KafkaError> {
+    let producer = Producer::new(args, &settings.group_id)?;
+    let consumer = BatchConsumer::new(args, settings, producer.clone())?;
+    consumer.run(make(producer.clone()), shutdown).await;
+    producer.flush(Duration::from_secs(10)).await
+}
+
 /// A consumer group member, created and subscribed.
 pub struct BatchConsumer {
     consumer: StreamConsumer,

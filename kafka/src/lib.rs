@@ -14,7 +14,7 @@ pub mod tail;
 pub mod topics;
 
 pub use config::KafkaArgs;
-pub use consumer::{BatchHandler, ConsumerSettings, DeadLetter, HandlerError, Record};
+pub use consumer::{BatchHandler, ConsumerSettings, DeadLetter, HandlerError, Record, consume};
 pub use headers::RecordHeaders;
 pub use producer::{Delivery, Producer};
 pub use rdkafka::error::KafkaError;

@@ -6,11 +6,8 @@
 //! `status-updates` partition ROUTED always precedes the SENT that the
 //! connector reports later.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use chat4all_domain::{DeliveryStatus, Platform, Timestamp};
-use chat4all_kafka::consumer::BatchConsumer;
 use chat4all_kafka::{
     BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record, decode, topics,
 };
@@ -46,26 +43,10 @@ pub async fn run(
     kafka: &KafkaArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let producer = Producer::new(kafka, "router").context("creating the Kafka producer")?;
-    let consumer = BatchConsumer::new(
-        kafka,
-        ConsumerSettings::new(&config.group, &[topics::MESSAGES]),
-        producer.clone(),
-    )
-    .context("subscribing to messages")?;
-    consumer
-        .run(
-            Router {
-                producer: producer.clone(),
-            },
-            shutdown,
-        )
-        .await;
-    producer
-        .flush(Duration::from_secs(10))
+    let settings = ConsumerSettings::new(&config.group, &[topics::MESSAGES]);
+    chat4all_kafka::consume(kafka, settings, |producer| Router { producer }, shutdown)
         .await
-        .context("flushing Kafka")?;
-    Ok(())
+        .context("consuming messages")
 }
 
 struct Router {

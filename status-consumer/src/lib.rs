@@ -6,11 +6,8 @@
 //! produced to `message-events` for the watchers. Updates of one message
 //! come in partition order, since they share the conversation key.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};
-use chat4all_kafka::consumer::BatchConsumer;
 use chat4all_kafka::{
     BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record, decode, topics,
 };
@@ -46,27 +43,10 @@ pub async fn run(
     store: SharedStore,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let producer = Producer::new(kafka, "status-consumer").context("creating the Kafka producer")?;
-    let consumer = BatchConsumer::new(
-        kafka,
-        ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]),
-        producer.clone(),
-    )
-    .context("subscribing to status-updates")?;
-    consumer
-        .run(
-            Applier {
-                store,
-                producer: producer.clone(),
-            },
-            shutdown,
-        )
-        .await;
-    producer
-        .flush(Duration::from_secs(10))
+    let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]);
+    chat4all_kafka::consume(kafka, settings, |producer| Applier { store, producer }, shutdown)
         .await
-        .context("flushing Kafka")?;
-    Ok(())
+        .context("consuming status-updates")
 }
 
 struct Applier {

@@ -1,6 +1,5 @@
 //! `chat4all-status-consumer`: applies delivery-status updates to the store.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,9 +12,8 @@ struct Args {
     status: chat4all_status_consumer::StatusConsumerConfig,
     #[command(flatten)]
     kafka: chat4all_kafka::KafkaArgs,
-    /// The MessageStore service.
-    #[arg(long, env = "CHAT4ALL_STORE_ADDR", default_value = "http://127.0.0.1:50052")]
-    store_addr: String,
+    #[command(flatten)]
+    store: chat4all_store::grpc::StoreArgs,
     #[command(flatten)]
     health: chat4all_telemetry::HealthArgs,
     #[command(flatten)]
@@ -25,7 +23,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = chat4all_store::grpc::StoreClient::connect(&args.store_addr).context("store address")?;
+    let store = args.store.connect().context("store address")?;
     let process = chat4all_telemetry::Process {
         name: "status-consumer",
         telemetry: &args.telemetry,
@@ -34,8 +32,6 @@ async fn main() -> anyhow::Result<()> {
     };
     let (config, kafka) = (args.status.clone(), args.kafka.clone());
     process
-        .run(|shutdown| async move {
-            chat4all_status_consumer::run(&config, &kafka, Arc::new(store), shutdown).await
-        })
+        .run(|shutdown| async move { chat4all_status_consumer::run(&config, &kafka, store, shutdown).await })
         .await
 }

@@ -17,7 +17,6 @@ pub mod retry;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chat4all_kafka::consumer::BatchConsumer;
 use chat4all_kafka::{ConsumerSettings, KafkaArgs, Producer};
 use chat4all_proto::v1::connector_client::ConnectorClient;
 use chat4all_store::SharedStore;
@@ -40,33 +39,25 @@ pub async fn run(
         .connect_timeout(Duration::from_secs(2))
         .connect_lazy();
     let connector = ConnectorClient::new(channel);
-    let producer =
-        Producer::new(kafka, &format!("{platform}-sidecar")).context("creating the Kafka producer")?;
     let topic = platform.outbound_topic();
     let group = config
         .group
         .clone()
         .unwrap_or_else(|| format!("{platform}-sidecar"));
-    let consumer = BatchConsumer::new(
-        kafka,
-        ConsumerSettings::new(group, &[topic.as_str()]),
-        producer.clone(),
-    )
-    .with_context(|| format!("subscribing to {topic}"))?;
-
-    let pump = tokio::spawn(events::pump(
-        connector.clone(),
-        producer.clone(),
-        platform,
-        shutdown.clone(),
-    ));
-    let sender = outbound::Sender::new(config, connector, store, producer.clone());
-    consumer.run(sender, shutdown).await;
-    let _ = pump.await;
-    producer
-        .flush(Duration::from_secs(10))
+    let mut pump = None;
+    let make = |producer: Producer| {
+        let events = events::pump(connector.clone(), producer.clone(), platform, shutdown.clone());
+        pump = Some(tokio::spawn(events));
+        outbound::Sender::new(config, connector.clone(), store, producer)
+    };
+    let settings = ConsumerSettings::new(group, &[topic.as_str()]);
+    let consumed = chat4all_kafka::consume(kafka, settings, make, shutdown.clone())
         .await
-        .context("flushing Kafka")?;
+        .with_context(|| format!("consuming {topic}"));
+    if let Some(pump) = pump {
+        let _ = pump.await;
+    }
+    consumed?;
     tracing::info!(%platform, "sidecar stopped");
     Ok(())
 }

@@ -1,6 +1,5 @@
 //! `chat4all-connector-sidecar`: the reliability half of a connector pod.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,9 +12,8 @@ struct Args {
     sidecar: chat4all_connector_sidecar::SidecarConfig,
     #[command(flatten)]
     kafka: chat4all_kafka::KafkaArgs,
-    /// The MessageStore service.
-    #[arg(long, env = "CHAT4ALL_STORE_ADDR", default_value = "http://127.0.0.1:50052")]
-    store_addr: String,
+    #[command(flatten)]
+    store: chat4all_store::grpc::StoreArgs,
     #[command(flatten)]
     health: chat4all_telemetry::HealthArgs,
     #[command(flatten)]
@@ -25,7 +23,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = chat4all_store::grpc::StoreClient::connect(&args.store_addr).context("store address")?;
+    let store = args.store.connect().context("store address")?;
     let process = chat4all_telemetry::Process {
         name: "connector-sidecar",
         telemetry: &args.telemetry,
@@ -35,8 +33,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let (config, kafka) = (args.sidecar.clone(), args.kafka.clone());
     process
-        .run(|shutdown| async move {
-            chat4all_connector_sidecar::run(&config, &kafka, Arc::new(store), shutdown).await
-        })
+        .run(
+            |shutdown| async move { chat4all_connector_sidecar::run(&config, &kafka, store, shutdown).await },
+        )
         .await
 }

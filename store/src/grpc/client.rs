@@ -142,3 +142,22 @@ impl MessageStore for StoreClient {
         convert::claim_results_from_proto(response.into_inner(), ids)
     }
 }
+
+/// The flag of every service that reaches the store over gRPC.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// The MessageStore service.
+    #[arg(
+        long = "store-addr",
+        env = "CHAT4ALL_STORE_ADDR",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub addr: String,
+}
+
+impl StoreArgs {
+    /// A shared handle on the remote store (connects lazily).
+    pub fn connect(&self) -> Result<crate::SharedStore, StoreError> {
+        Ok(std::sync::Arc::new(StoreClient::connect(&self.addr)?))
+    }
+}

@@ -13,7 +13,7 @@ mod convert;
 mod service;
 mod status;
 
-pub use client::StoreClient;
+pub use client::{StoreArgs, StoreClient};
 pub use service::StoreService;
 
 use chat4all_proto::v1 as pb;
