@@ -1,6 +1,7 @@
 //! The gateway's settings, from flags and environment.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use chat4all_domain::Platform;
 
@@ -30,6 +31,13 @@ pub struct GatewayConfig {
         default_value_t = 4096
     )]
     pub max_text_chars: usize,
+    /// A message still ACCEPTED this long after it was stored is published
+    /// again (its first record was lost).
+    #[arg(long = "reconcile-after", env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub reconcile_after: Duration,
+    /// How often the reconciliation job looks.
+    #[arg(long = "reconcile-every", env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub reconcile_every: Duration,
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -43,6 +51,8 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             enabled_platforms: Platform::ALL.to_vec(),
             max_text_chars: 4096,
+            reconcile_after: Duration::from_secs(60),
+            reconcile_every: Duration::from_secs(10),
         }
     }
 }

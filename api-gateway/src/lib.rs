@@ -10,6 +10,8 @@
 //! `watchers` the fan-out of `message-events` to streams.
 
 pub mod config;
+mod publish;
+mod reconcile;
 mod service;
 mod status;
 mod validation;
@@ -32,6 +34,8 @@ use watchers::Watchers;
 /// The gateway with its port bound and its Kafka clients made.
 pub struct BoundGateway {
     listener: TcpListener,
+    store: SharedStore,
+    reconcile: reconcile::Reconcile,
     service: Messaging,
     tail: TailConsumer,
     watchers: Watchers,
@@ -53,9 +57,16 @@ pub async fn bind(
         .await
         .context("assigning the message-events partitions")?;
     let watchers = Watchers::default();
-    let service = Messaging::new(config.clone(), store, producer.clone(), watchers.clone());
+    let service = Messaging::new(config.clone(), store.clone(), producer.clone(), watchers.clone());
+    let reconcile = reconcile::Reconcile {
+        after: config.reconcile_after,
+        every: config.reconcile_every,
+        batch: 500,
+    };
     Ok(BoundGateway {
         listener,
+        store,
+        reconcile,
         service,
         tail,
         watchers,
@@ -74,6 +85,8 @@ impl BoundGateway {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
+            store,
+            reconcile,
             service,
             tail,
             watchers,
@@ -99,6 +112,12 @@ impl BoundGateway {
                 watchers.close();
             })
         };
+        let reconciler = tokio::spawn(reconcile::run(
+            store,
+            producer.clone(),
+            reconcile,
+            shutdown.clone(),
+        ));
         let tail_task = tokio::spawn(tail.run(move |record| watchers.dispatch(&record), shutdown.clone()));
         let served = tonic::transport::Server::builder()
             .add_service(health)
@@ -107,7 +126,7 @@ impl BoundGateway {
             .add_service(MessagingServiceServer::new(service))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
             .await;
-        let _ = tokio::join!(tail_task, closer);
+        let _ = tokio::join!(tail_task, closer, reconciler);
         producer
             .flush(std::time::Duration::from_secs(10))
             .await

@@ -4,26 +4,25 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use chat4all_domain::{DeliveryStatus, MessageId, SOURCE_API, Timestamp};
-use chat4all_kafka::{Producer, RecordHeaders, topics};
+use chat4all_kafka::{Producer, topics};
 use chat4all_proto::v1::{
-    self as pb, GetMessageRequest, GetMessageResponse, ListMessagesRequest, ListMessagesResponse,
-    MessageEvent, SendMessageRequest, SendMessageResponse, WatchMessagesRequest,
+    GetMessageRequest, GetMessageResponse, ListMessagesRequest, ListMessagesResponse, MessageEvent,
+    SendMessageRequest, SendMessageResponse, WatchMessagesRequest,
     messaging_service_server::MessagingService,
 };
 use chat4all_store::{NewMessage, PutOutcome, SharedStore};
 use chat4all_telemetry::TraceContext;
 use futures::Stream;
-use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use crate::config::GatewayConfig;
+use crate::publish;
 use crate::status;
 use crate::validation::validate_send;
 use crate::watchers::Watchers;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
-const HOP: &str = "api-gateway";
 
 pub(crate) struct Messaging {
     config: GatewayConfig,
@@ -45,46 +44,6 @@ impl Messaging {
             producer,
             watchers,
         }
-    }
-
-    /// Produces the accepted message to `messages` and tells watchers it
-    /// exists; waits for both acks so an OK answer means it is queued.
-    async fn publish(&self, message: &pb::Message, traceparent: &str) -> Result<(), Status> {
-        let outbound = pb::OutboundMessage {
-            message_id: message.id.clone(),
-            conversation_id: message.conversation_id.clone(),
-            recipient: message.recipient.clone(),
-            text: message.text.clone(),
-            accepted_at: message.created_at,
-        };
-        let event = MessageEvent {
-            kind: pb::MessageEventKind::Created.into(),
-            message_id: message.id.clone(),
-            conversation_id: message.conversation_id.clone(),
-            status: pb::DeliveryStatus::Accepted.into(),
-            at: message.created_at,
-            hop: HOP.to_owned(),
-            message: Some(message.clone()),
-        };
-        let headers = RecordHeaders::new(Some(traceparent.to_owned()), Some(message.id.clone()));
-        let key = message.conversation_id.as_str();
-        let queued = self
-            .producer
-            .enqueue(topics::MESSAGES, key, &outbound.encode_to_vec(), &headers)
-            .await
-            .map_err(|e| status::kafka(&e))?;
-        let announced = self
-            .producer
-            .enqueue(topics::MESSAGE_EVENTS, key, &event.encode_to_vec(), &headers)
-            .await
-            .map_err(|e| status::kafka(&e))?;
-        let (queued, announced) = futures::join!(queued.acked(), announced.acked());
-        queued.map_err(|e| status::kafka(&e))?;
-        if let Err(error) = announced {
-            // Watchers miss one CREATED event; delivery is unaffected.
-            tracing::warn!(%error, message_id = %message.id, "message-events produce failed");
-        }
-        Ok(())
     }
 }
 
@@ -114,6 +73,7 @@ impl MessagingService for Messaging {
         span.record("message_id", tracing::field::display(id));
         span.record("trace_id", trace.trace_id());
 
+        let stored_at = Instant::now();
         let put = self
             .store
             .put_message(NewMessage {
@@ -128,6 +88,8 @@ impl MessagingService for Messaging {
             })
             .await
             .map_err(status::store)?;
+        metrics::histogram!("chat4all_accept_stage_duration_seconds", "stage" => "store")
+            .record(stored_at.elapsed().as_secs_f64());
         let message = put.message;
         let duplicate = match put.outcome {
             PutOutcome::Created => false,
@@ -152,7 +114,13 @@ impl MessagingService for Messaging {
                 trace
             };
             let traceparent = trace.to_string();
-            self.publish(&message, &traceparent).await?;
+            let queued_at = Instant::now();
+            let delivery = publish::enqueue(&self.producer, &message, &traceparent, !duplicate)
+                .await
+                .map_err(|e| status::kafka(&e))?;
+            publish::watch_ack(delivery, topics::MESSAGES, message.id.clone());
+            metrics::histogram!("chat4all_accept_stage_duration_seconds", "stage" => "kafka")
+                .record(queued_at.elapsed().as_secs_f64());
         }
         metrics::counter!("chat4all_messages_accepted_total", "platform" => platform, "duplicate" => if duplicate { "true" } else { "false" })
             .increment(1);

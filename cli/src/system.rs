@@ -42,6 +42,12 @@ pub struct SystemConfig {
     /// Partitions of each topic.
     #[arg(long, env = "CHAT4ALL_PARTITIONS", default_value_t = 8)]
     pub partitions: i32,
+    /// Re-publish messages still ACCEPTED after this long.
+    #[arg(long, env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub reconcile_after: Duration,
+    /// How often to look for them.
+    #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub reconcile_every: Duration,
 }
 
 impl SystemConfig {
@@ -54,6 +60,8 @@ impl SystemConfig {
             store_listen: any,
             simulator_listen: any,
             partitions: 8,
+            reconcile_after: Duration::from_secs(60),
+            reconcile_every: Duration::from_secs(10),
         }
     }
 }
@@ -135,6 +143,8 @@ impl System {
         let gateway_config = chat4all_api_gateway::GatewayConfig {
             listen: config.gateway_listen,
             enabled_platforms: vec![Platform::WhatsApp],
+            reconcile_after: config.reconcile_after,
+            reconcile_every: config.reconcile_every,
             ..Default::default()
         };
         let gateway = chat4all_api_gateway::bind(&gateway_config, &kafka, store.clone()).await?;

@@ -10,13 +10,31 @@ pub struct KafkaArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap: String,
+    /// How long a consumer's fetch may wait for data on the broker. A real
+    /// broker answers as soon as data arrives, so this only bounds idle
+    /// polling; librdkafka's mock broker always waits it out, so the
+    /// one-machine mode sets it to 1 ms.
+    #[arg(
+        long = "kafka-fetch-wait-ms",
+        env = "CHAT4ALL_KAFKA_FETCH_WAIT_MS",
+        default_value_t = 100
+    )]
+    pub fetch_wait_ms: u32,
 }
 
 impl KafkaArgs {
     pub fn new(bootstrap: impl Into<String>) -> Self {
         Self {
             bootstrap: bootstrap.into(),
+            fetch_wait_ms: 100,
         }
+    }
+
+    /// The settings of every consumer.
+    pub(crate) fn consumer_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = self.client_config(client_id);
+        config.set("fetch.wait.max.ms", self.fetch_wait_ms.to_string());
+        config
     }
 
     pub(crate) fn client_config(&self, client_id: &str) -> ClientConfig {

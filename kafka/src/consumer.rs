@@ -122,14 +122,13 @@ impl BatchConsumer {
         dead_letters: Producer,
     ) -> Result<Self, KafkaError> {
         let consumer: StreamConsumer = args
-            .client_config(&settings.group_id)
+            .consumer_config(&settings.group_id)
             .set("group.id", &settings.group_id)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "500")
             // Offsets are stored by hand, after the effect is durable.
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
             .set("session.timeout.ms", "10000")
             .create()?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();

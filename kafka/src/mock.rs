@@ -67,8 +67,13 @@ impl MockKafka {
         &self.bootstrap
     }
 
+    /// How to reach this cluster: with a 1 ms fetch wait, because the mock
+    /// broker holds every fetch for its full wait even when data arrives.
     pub fn args(&self) -> KafkaArgs {
-        KafkaArgs::new(self.bootstrap.clone())
+        KafkaArgs {
+            fetch_wait_ms: 1,
+            ..KafkaArgs::new(self.bootstrap.clone())
+        }
     }
 
     /// Creates topics with `partitions` partitions each.

@@ -22,10 +22,9 @@ pub struct TailConsumer {
 impl TailConsumer {
     pub async fn new(args: &KafkaArgs, topic: &str, client_id: &str) -> Result<Self, KafkaError> {
         let config = args
-            .client_config(client_id)
+            .consumer_config(client_id)
             .set("group.id", client_id)
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
             .clone();
         let topic = topic.to_owned();
         // Metadata look-up blocks: off the runtime's workers.

@@ -50,6 +50,7 @@ pub const CHECKS: &[(&str, Check)] = checks![
     batch_in_order_with_full_history,
     concurrent_transitions_converge,
     claim_first_wins,
+    stuck_messages_are_found_oldest_first,
 ];
 
 /// Runs every check against `store`, in order, naming each on stderr so a
@@ -655,6 +656,53 @@ pub async fn claim_first_wins(store: SharedStore) {
             .iter()
             .all(|o| matches!(o, ClaimOutcome::Claimed | ClaimOutcome::AlreadyClaimed))
     );
+}
+
+pub async fn stuck_messages_are_found_oldest_first(store: SharedStore) {
+    let conv = conversation("stuck");
+    let at = |secs| NewMessage {
+        created_at: t(secs),
+        ..new_message(&conv, &format!("at {secs}"))
+    };
+    let newer = message_id(&put(&store, at(-50)).await);
+    let older = message_id(&put(&store, at(-60)).await);
+    let routed = message_id(&put(&store, at(-70)).await);
+    let recent = message_id(&put(&store, at(-5)).await);
+    store
+        .apply_transitions(vec![change(routed, DeliveryStatus::Routed, -69, "router")])
+        .await
+        .unwrap();
+
+    // Other checks (and earlier runs on a shared cluster) leave messages
+    // too: look only at this conversation's.
+    let stuck = store
+        .stuck_messages(DeliveryStatus::Accepted, t(-10), 500)
+        .await
+        .unwrap();
+    let ours: Vec<MessageId> = stuck
+        .iter()
+        .filter(|m| m.conversation_id == conv.as_str())
+        .map(message_id)
+        .collect();
+    assert_eq!(
+        ours,
+        [older, newer],
+        "ACCEPTED before the deadline, oldest first; not {routed} nor {recent}"
+    );
+    assert!(stuck.iter().all(|m| status(m) == DeliveryStatus::Accepted));
+    assert!(
+        store
+            .stuck_messages(DeliveryStatus::Accepted, t(-10), 1)
+            .await
+            .unwrap()
+            .len()
+            <= 1
+    );
+    let routed_stuck = store
+        .stuck_messages(DeliveryStatus::Routed, t(-10), 500)
+        .await
+        .unwrap();
+    assert!(routed_stuck.iter().any(|m| message_id(m) == routed));
 }
 
 // ---- helpers ----

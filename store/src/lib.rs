@@ -20,7 +20,7 @@ pub mod contract;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chat4all_domain::{ConversationId, MessageId};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
 use chat4all_proto::v1 as pb;
 
 pub use error::StoreError;
@@ -63,6 +63,16 @@ pub trait MessageStore: Send + Sync + 'static {
         &self,
         changes: Vec<StatusChange>,
     ) -> Result<Vec<TransitionResult>, StoreError>;
+
+    /// Messages still in `status` that were created before `created_before`,
+    /// oldest first, `limit` at most: what the reconciliation job
+    /// re-publishes when a produce was lost.
+    async fn stuck_messages(
+        &self,
+        status: DeliveryStatus,
+        created_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<pb::Message>, StoreError>;
 
     /// Claims each message for its one platform call: the first claim wins,
     /// every later one (a redelivered Kafka record) is `AlreadyClaimed`.

@@ -299,3 +299,44 @@ async fn messages_survive_a_restart_on_the_same_data_directory() {
     }
     system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_whose_record_was_lost_is_republished_and_sent_once() {
+    use chat4all_domain::{MessageId, Timestamp};
+    use chat4all_store::NewMessage;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = chat4all::SystemConfig::ephemeral(dir.path());
+    config.reconcile_after = Duration::from_millis(500);
+    config.reconcile_every = Duration::from_millis(200);
+    let system = chat4all::System::start(config).await.unwrap();
+
+    // Accepted by the store, but its `messages` record never produced: what a
+    // broker outage past librdkafka's retries leaves behind.
+    let id = MessageId::generate();
+    system
+        .store
+        .put_message(NewMessage {
+            id,
+            conversation_id: "lost".parse().unwrap(),
+            recipient: "whatsapp:15557654321".parse().unwrap(),
+            text: "lost on the way".into(),
+            source: "api".into(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            created_at: Timestamp::now(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+
+    let mut client = chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(system.gateway_url())
+        .await
+        .unwrap();
+    let m = wait_for(&mut client, &id.to_string(), pb::DeliveryStatus::Read, WITHIN).await.unwrap();
+    assert_eq!(m.status, pb::DeliveryStatus::Read as i32, "{m:?}");
+    // Later rounds find nothing more to do: still one platform call.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let calls = system.simulator.received("whatsapp");
+    assert_eq!(calls.iter().filter(|c| c.text == "lost on the way").count(), 1, "{calls:?}");
+    system.stop().await.unwrap();
+}

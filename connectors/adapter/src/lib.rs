@@ -33,6 +33,7 @@ pub mod platform;
 pub mod secret;
 pub mod server;
 pub mod signature;
+pub mod time;
 pub mod webhook;
 
 pub use error::AdapterError;

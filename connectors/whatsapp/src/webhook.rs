@@ -142,6 +142,8 @@ enum UnixSeconds {
 }
 
 impl UnixSeconds {
+    /// The stamped second, refined by the webhook's arrival time (see
+    /// [`chat4all_adapter::time`]).
     fn to_timestamp(&self) -> Result<chat4all_proto::Timestamp, WebhookParseError> {
         let seconds = match self {
             Self::Number(n) => *n,
@@ -150,7 +152,10 @@ impl UnixSeconds {
                 .parse()
                 .map_err(|_| WebhookParseError::Unexpected(format!("timestamp {s:?} is not unix seconds")))?,
         };
-        Ok(chat4all_proto::Timestamp { seconds, nanos: 0 })
+        Ok(chat4all_adapter::time::refine_whole_seconds(
+            seconds,
+            std::time::SystemTime::now(),
+        ))
     }
 }
 

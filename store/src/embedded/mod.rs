@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat4all_domain::{ConversationId, MessageId, Timestamp};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
 use chat4all_proto::v1 as pb;
 
 use self::readers::Readers;
@@ -169,6 +169,19 @@ impl MessageStore for EmbeddedStore {
         self.inner
             .readers
             .read(move |conn| queries::page(conn, &conversation, before, limit))
+            .await
+    }
+
+    async fn stuck_messages(
+        &self,
+        status: DeliveryStatus,
+        created_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<pb::Message>, StoreError> {
+        let limit = cursor::page_size(limit);
+        self.inner
+            .readers
+            .read(move |conn| queries::stuck(conn, status, created_before, limit))
             .await
     }
 

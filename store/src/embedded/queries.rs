@@ -3,7 +3,7 @@
 //!
 //! Statements are `prepare_cached`: each connection compiles each one once.
 
-use chat4all_domain::{ConversationId, MessageId, Platform};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Timestamp};
 use chat4all_proto::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -112,6 +112,30 @@ pub(super) fn page(
         messages: rows.into_iter().map(|r| r.into_proto(Vec::new())).collect(),
         next_cursor,
     })
+}
+
+/// Messages still in `status`, created before `before`, oldest first.
+pub(super) fn stuck(
+    conn: &Connection,
+    status: DeliveryStatus,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<pb::Message>, StoreError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE status = ?1 AND created_at < ?2 ORDER BY created_at LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(SQL)?;
+    let raws = stmt
+        .query_map(
+            params![status.as_str(), before.as_micros(), i64::from(limit)],
+            RawMessage::from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    raws.into_iter()
+        .map(|raw| MessageRow::try_from(raw).map(|r| r.into_proto(Vec::new())))
+        .collect()
 }
 
 fn one(

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat4all_domain::{ConversationId, MessageId};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
 use chat4all_proto::v1 as pb;
 use pb::message_store_client::MessageStoreClient;
 use tonic::transport::{Channel, Endpoint};
@@ -101,6 +101,25 @@ impl MessageStore for StoreClient {
             .await
             .map_err(|s| from_status(&s))?;
         Ok(convert::page_from_proto(response.into_inner()))
+    }
+
+    async fn stuck_messages(
+        &self,
+        status: DeliveryStatus,
+        created_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<pb::Message>, StoreError> {
+        let request = pb::StuckMessagesRequest {
+            status: status.to_proto().into(),
+            created_before: Some(created_before.into()),
+            limit,
+        };
+        let response = self
+            .rpc()
+            .stuck_messages(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(response.into_inner().messages)
     }
 
     async fn apply_transitions(

@@ -29,6 +29,7 @@ pub(super) mod field {
     pub(in crate::grpc) const UPDATE_PLATFORM: &str = "updates.platform";
     pub(in crate::grpc) const UPDATE_STATUS: &str = "updates.status";
     pub(in crate::grpc) const CLAIM_MESSAGE_IDS: &str = "message_ids";
+    pub(in crate::grpc) const STUCK_STATUS: &str = "status";
 
     /// Every name above, so a client can hand back the `&'static str` a
     /// server named.
@@ -44,6 +45,7 @@ pub(super) mod field {
         UPDATE_PLATFORM,
         UPDATE_STATUS,
         CLAIM_MESSAGE_IDS,
+        STUCK_STATUS,
     ];
 }
 

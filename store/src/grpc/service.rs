@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use chat4all_domain::DeliveryStatus;
+use chat4all_domain::convert::timestamp_or_now;
 use chat4all_proto::v1 as pb;
 use pb::message_store_server::MessageStore as MessageStoreRpc;
 use tonic::{Request, Response, Status};
@@ -90,6 +92,23 @@ impl<S: MessageStore + ?Sized> MessageStoreRpc for StoreService<S> {
                 .list_messages(&conversation, before, request.limit)
                 .await?;
             Ok(convert::page_to_proto(page))
+        })
+        .await
+    }
+
+    async fn stuck_messages(
+        &self,
+        request: Request<pb::StuckMessagesRequest>,
+    ) -> Result<Response<pb::StuckMessagesResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            let status = DeliveryStatus::from_proto(request.status).ok_or_else(|| StoreError::Invalid {
+                field: field::STUCK_STATUS,
+                reason: format!("{} is not a delivery status", request.status),
+            })?;
+            let before = timestamp_or_now(request.created_before);
+            let messages = self.store.stuck_messages(status, before, request.limit).await?;
+            Ok(pb::StuckMessagesResponse { messages })
         })
         .await
     }

@@ -1,0 +1,62 @@
+//! Handing an accepted message to Kafka: `messages` for the router and a
+//! CREATED event on `message-events` for the watchers.
+//!
+//! The store already holds the message, so the caller is answered once the
+//! records are in librdkafka's queue (which keeps their order) without
+//! waiting for the broker's ack; a record that never reaches the broker is
+//! counted here and re-published by the [reconciler](crate::reconcile).
+
+use chat4all_kafka::{Delivery, KafkaError, Producer, RecordHeaders, topics};
+use chat4all_proto::v1::{self as pb, MessageEvent};
+use prost::Message as _;
+
+const HOP: &str = "api-gateway";
+
+/// Enqueues the message for the router, and its CREATED event when
+/// `announce`; returns the router record's delivery.
+pub(crate) async fn enqueue(
+    producer: &Producer,
+    message: &pb::Message,
+    traceparent: &str,
+    announce: bool,
+) -> Result<Delivery, KafkaError> {
+    let outbound = pb::OutboundMessage {
+        message_id: message.id.clone(),
+        conversation_id: message.conversation_id.clone(),
+        recipient: message.recipient.clone(),
+        text: message.text.clone(),
+        accepted_at: message.created_at,
+    };
+    let headers = RecordHeaders::new(Some(traceparent.to_owned()), Some(message.id.clone()));
+    let key = message.conversation_id.as_str();
+    let queued = producer
+        .enqueue(topics::MESSAGES, key, &outbound.encode_to_vec(), &headers)
+        .await?;
+    if announce {
+        let event = MessageEvent {
+            kind: pb::MessageEventKind::Created.into(),
+            message_id: message.id.clone(),
+            conversation_id: message.conversation_id.clone(),
+            status: pb::DeliveryStatus::Accepted.into(),
+            at: message.created_at,
+            hop: HOP.to_owned(),
+            message: Some(message.clone()),
+        };
+        let announced = producer
+            .enqueue(topics::MESSAGE_EVENTS, key, &event.encode_to_vec(), &headers)
+            .await?;
+        // Watchers would miss one CREATED event; delivery is unaffected.
+        watch_ack(announced, topics::MESSAGE_EVENTS, message.id.clone());
+    }
+    Ok(queued)
+}
+
+/// Counts and logs a record the broker never acked.
+pub(crate) fn watch_ack(delivery: Delivery, topic: &'static str, message_id: String) {
+    tokio::spawn(async move {
+        if let Err(error) = delivery.acked().await {
+            metrics::counter!("chat4all_produce_failures_total", "topic" => topic).increment(1);
+            tracing::warn!(%error, %message_id, topic, "record not acked; the reconciler will re-publish it");
+        }
+    });
+}

@@ -1,0 +1,70 @@
+//! The reconciliation job: messages the store accepted whose `messages`
+//! record never reached the router (the broker was down past librdkafka's
+//! retries, or came back empty) are re-published.
+//!
+//! A message still ACCEPTED past the deadline is produced again. That is
+//! safe even when the first record was only slow: the router's ROUTED is an
+//! idempotent repeat and the sidecar's claim keeps the platform call single.
+
+use std::time::Duration;
+
+use chat4all_domain::{DeliveryStatus, Timestamp};
+use chat4all_kafka::{Producer, topics};
+use chat4all_store::SharedStore;
+use chat4all_telemetry::TraceContext;
+use tokio_util::sync::CancellationToken;
+
+use crate::publish;
+
+/// When and how much to reconcile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reconcile {
+    pub(crate) after: Duration,
+    pub(crate) every: Duration,
+    pub(crate) batch: u32,
+}
+
+pub(crate) async fn run(
+    store: SharedStore,
+    producer: Producer,
+    config: Reconcile,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(config.every) => {}
+        }
+        match once(&store, &producer, config).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "re-published messages stuck in ACCEPTED"),
+            Err(error) => tracing::warn!(%error, "reconciliation failed; next round retries"),
+        }
+    }
+}
+
+/// One round; returns how many messages were re-published.
+pub(crate) async fn once(
+    store: &SharedStore,
+    producer: &Producer,
+    config: Reconcile,
+) -> anyhow::Result<usize> {
+    let deadline = Timestamp::now().as_micros() - i64::try_from(config.after.as_micros()).unwrap_or(i64::MAX);
+    let stuck = store
+        .stuck_messages(
+            DeliveryStatus::Accepted,
+            Timestamp::from_micros(deadline),
+            config.batch,
+        )
+        .await?;
+    let mut deliveries = Vec::with_capacity(stuck.len());
+    for message in &stuck {
+        let trace = TraceContext::in_trace(&message.trace_id).unwrap_or_else(TraceContext::new_root);
+        deliveries.push(publish::enqueue(producer, message, &trace.to_string(), false).await?);
+    }
+    for delivery in deliveries {
+        delivery.acked().await?;
+    }
+    metrics::counter!("chat4all_reconciled_total", "topic" => topics::MESSAGES).increment(stuck.len() as u64);
+    Ok(stuck.len())
+}
