@@ -62,6 +62,14 @@ enum Command {
         #[arg(long, env = "CHAT4ALL_GATEWAY", default_value = "http://127.0.0.1:50051")]
         gateway: String,
     },
+    /// Creates every topic Chat4All uses on a Kafka cluster (existing ones
+    /// are left alone).
+    CreateTopics {
+        #[command(flatten)]
+        kafka: chat4all_kafka::KafkaArgs,
+        #[arg(long, env = "CHAT4ALL_PARTITIONS", default_value_t = 8)]
+        partitions: i32,
+    },
     /// Measures the one-machine system against bare tonic and bare Kafka.
     Bench {
         #[command(flatten)]
@@ -134,6 +142,12 @@ async fn main() -> anyhow::Result<()> {
                 chat4all_telemetry::shutdown_signal(),
             )
             .await
+        }
+        Command::CreateTopics { kafka, partitions } => {
+            let topics = chat4all_kafka::topics::all();
+            chat4all_kafka::admin::ensure_topics(&kafka, &topics, partitions).await?;
+            println!("{} topics present on {}", topics.len(), kafka.bootstrap);
+            Ok(())
         }
         Command::Bench { options, data_dir } => {
             let report = bench::run(options, data_dir).await.context("benchmark")?;

@@ -329,14 +329,21 @@ async fn a_message_whose_record_was_lost_is_republished_and_sent_once() {
         .await
         .unwrap();
 
-    let mut client = chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(system.gateway_url())
+    let mut client =
+        chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(system.gateway_url())
+            .await
+            .unwrap();
+    let m = wait_for(&mut client, &id.to_string(), pb::DeliveryStatus::Read, WITHIN)
         .await
         .unwrap();
-    let m = wait_for(&mut client, &id.to_string(), pb::DeliveryStatus::Read, WITHIN).await.unwrap();
     assert_eq!(m.status, pb::DeliveryStatus::Read as i32, "{m:?}");
     // Later rounds find nothing more to do: still one platform call.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let calls = system.simulator.received("whatsapp");
-    assert_eq!(calls.iter().filter(|c| c.text == "lost on the way").count(), 1, "{calls:?}");
+    assert_eq!(
+        calls.iter().filter(|c| c.text == "lost on the way").count(),
+        1,
+        "{calls:?}"
+    );
     system.stop().await.unwrap();
 }
