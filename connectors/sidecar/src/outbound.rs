@@ -3,11 +3,14 @@
 //! parallel, each conversation in order), and one status record each.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};
-use chat4all_kafka::{BatchHandler, DeadLetter, Delivery, HandlerError, Producer, Record, decode, topics};
+use chat4all_kafka::{
+    BatchHandler, DeadLetter, Delivery, HandlerError, KafkaError, Producer, Record, RecordHeaders, decode,
+    topics,
+};
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient, send_response};
 use chat4all_store::{ClaimOutcome, SharedStore};
 use prost::Message as _;
@@ -29,6 +32,7 @@ pub(crate) struct Sender {
     max_attempts: u32,
     send_timeout: Duration,
     in_flight: Arc<Semaphore>,
+    unconfirmed: Mutex<HashMap<MessageId, Unconfirmed>>,
 }
 
 /// How one message's platform calls ended.
@@ -57,6 +61,7 @@ impl Sender {
             max_attempts: config.max_attempts.max(1),
             send_timeout: config.send_timeout,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            unconfirmed: Mutex::default(),
         }
     }
 
@@ -150,20 +155,21 @@ impl Sender {
         }
     }
 
-    /// Delivers one conversation's messages in order; returns the status
-    /// records enqueued and the dead letters.
+    /// Delivers one conversation's messages in order. Every outcome is
+    /// kept as unconfirmed and its status record enqueued; returns the
+    /// enqueued records to await.
     async fn deliver_conversation(
         &self,
-        items: Vec<(usize, &Record, pb::OutboundMessage)>,
-    ) -> Result<(Vec<Delivery>, Vec<DeadLetter>), HandlerError> {
-        let mut acks = Vec::with_capacity(items.len());
-        let mut dead = Vec::new();
-        for (index, record, message) in items {
-            let permit = self.in_flight.acquire().await.map_err(HandlerError::new)?;
-            let outcome = self
-                .deliver(&message, record.headers.traceparent.as_deref())
-                .await;
-            drop(permit);
+        items: Vec<(usize, &Record, MessageId, pb::OutboundMessage)>,
+    ) -> Vec<(MessageId, Result<Delivery, KafkaError>)> {
+        let mut enqueued = Vec::with_capacity(items.len());
+        for (_, record, id, message) in items {
+            let outcome = {
+                // The semaphore is never closed: a permit always comes.
+                let _permit = self.in_flight.acquire().await;
+                self.deliver(&message, record.headers.traceparent.as_deref())
+                    .await
+            };
             let mut update = pb::StatusUpdate {
                 message_id: message.message_id.clone(),
                 conversation_id: message.conversation_id.clone(),
@@ -174,6 +180,7 @@ impl Sender {
                 platform_message_id: String::new(),
                 failure: None,
             };
+            let mut dead_letter = None;
             match outcome {
                 Outcome::Sent(accepted) => {
                     update.status = DeliveryStatus::Sent.to_proto().into();
@@ -181,12 +188,7 @@ impl Sender {
                     update.platform_message_id = accepted.platform_message_id;
                 }
                 Outcome::Failed { failure, exhausted } => {
-                    if exhausted {
-                        dead.push(DeadLetter {
-                            index,
-                            reason: failure.reason.clone(),
-                        });
-                    }
+                    dead_letter = exhausted.then(|| failure.reason.clone());
                     update.status = DeliveryStatus::Failed.to_proto().into();
                     update.at = Some(Timestamp::now().into());
                     update.failure = Some(failure);
@@ -195,20 +197,61 @@ impl Sender {
             metrics::counter!("chat4all_sidecar_outcomes_total", "platform" => self.platform.as_str(),
                 "status" => DeliveryStatus::from_proto(update.status).map_or("unknown", DeliveryStatus::as_str))
             .increment(1);
-            acks.push(
-                self.producer
-                    .enqueue(
-                        topics::STATUS_UPDATES,
-                        &message.conversation_id,
-                        &update.encode_to_vec(),
-                        &record.headers,
-                    )
-                    .await
-                    .map_err(HandlerError::new)?,
-            );
+            let outcome = Unconfirmed {
+                update,
+                headers: record.headers.clone(),
+                dead_letter,
+            };
+            enqueued.push((id, self.publish(id, outcome).await));
         }
-        Ok((acks, dead))
+        enqueued
     }
+
+    /// Keeps the outcome until its status record is acked, and enqueues it.
+    async fn publish(&self, id: MessageId, outcome: Unconfirmed) -> Result<Delivery, KafkaError> {
+        let enqueued = self
+            .producer
+            .enqueue(
+                topics::STATUS_UPDATES,
+                &outcome.update.conversation_id,
+                &outcome.update.encode_to_vec(),
+                &outcome.headers,
+            )
+            .await;
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, outcome);
+        enqueued
+    }
+
+    /// The outcome of a platform call made earlier by this process whose
+    /// status record was never acked.
+    fn unconfirmed(&self, id: &MessageId) -> Option<Unconfirmed> {
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    fn confirmed(&self, id: &MessageId) {
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+}
+
+/// A platform call's outcome whose status record is not acked yet. A batch
+/// retried after a failed publish finds its messages already claimed: this
+/// is what lets it publish their outcome instead of losing it.
+#[derive(Clone)]
+struct Unconfirmed {
+    update: pb::StatusUpdate,
+    headers: RecordHeaders,
+    /// Why the record goes to the dead-letter topic, when retries ran out.
+    dead_letter: Option<String>,
 }
 
 impl BatchHandler for Sender {
@@ -235,19 +278,30 @@ impl BatchHandler for Sender {
             .map_err(HandlerError::new)?;
 
         // Claimed messages by conversation, each conversation in offset order.
-        let mut conversations: HashMap<String, Vec<(usize, &Record, pb::OutboundMessage)>> = HashMap::new();
+        let mut conversations: HashMap<String, Vec<_>> = HashMap::new();
+        let mut enqueued = Vec::new();
+        let mut indexes = HashMap::new();
         for ((index, record, id, message), claim) in decoded.into_iter().zip(claims) {
+            indexes.insert(id, index);
             match claim {
                 ClaimOutcome::Claimed => conversations
                     .entry(message.conversation_id.clone())
                     .or_default()
-                    .push((index, record, message)),
-                ClaimOutcome::AlreadyClaimed => {
+                    .push((index, record, id, message)),
+                ClaimOutcome::AlreadyClaimed => match self.unconfirmed(&id) {
+                    // Called by us, its status lost on the way: publish again.
+                    Some(outcome) => {
+                        metrics::counter!("chat4all_sidecar_status_republished_total", "platform" => self.platform.as_str())
+                            .increment(1);
+                        enqueued.push((id, self.publish(id, outcome).await));
+                    }
                     // A redelivered record: the platform was called already.
-                    metrics::counter!("chat4all_sidecar_redelivered_total", "platform" => self.platform.as_str())
-                        .increment(1);
-                    tracing::info!(message_id = %id, "already claimed, not sent again");
-                }
+                    None => {
+                        metrics::counter!("chat4all_sidecar_redelivered_total", "platform" => self.platform.as_str())
+                            .increment(1);
+                        tracing::info!(message_id = %id, "already claimed, not sent again");
+                    }
+                },
                 ClaimOutcome::NotFound => {
                     dead.push(DeadLetter {
                         index,
@@ -256,21 +310,40 @@ impl BatchHandler for Sender {
                 }
             }
         }
-        let results = futures::future::join_all(
+        let delivered = futures::future::join_all(
             conversations
                 .into_values()
                 .map(|items| self.deliver_conversation(items)),
         )
         .await;
-        let mut acks = Vec::new();
-        for result in results {
-            let (conversation_acks, conversation_dead) = result?;
-            acks.extend(conversation_acks);
-            dead.extend(conversation_dead);
+        enqueued.extend(delivered.into_iter().flatten());
+
+        let mut failed = None;
+        for (id, delivery) in enqueued {
+            let acked = match delivery {
+                Ok(delivery) => delivery.acked().await,
+                Err(e) => Err(e),
+            };
+            match acked {
+                Ok(()) => {
+                    if let (Some(reason), Some(index)) = (
+                        self.unconfirmed(&id).and_then(|o| o.dead_letter),
+                        indexes.get(&id),
+                    ) {
+                        dead.push(DeadLetter {
+                            index: *index,
+                            reason,
+                        });
+                    }
+                    self.confirmed(&id);
+                }
+                Err(error) => failed = Some(error),
+            }
         }
-        for ack in acks {
-            ack.acked().await.map_err(HandlerError::new)?;
+        match failed {
+            // The batch is retried; its outcomes are republished from memory.
+            Some(error) => Err(HandlerError::new(format!("status not published: {error}"))),
+            None => Ok(dead),
         }
-        Ok(dead)
     }
 }
