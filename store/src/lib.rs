@@ -81,4 +81,9 @@ pub trait MessageStore: Send + Sync + 'static {
         ids: &[MessageId],
         claimant: &str,
     ) -> Result<Vec<ClaimOutcome>, StoreError>;
+
+    /// Gives back `claimant`'s claims on messages it never sent to the
+    /// platform (it was stopped first), so their redelivered records are
+    /// claimed and sent again. A claim held by anyone else stays.
+    async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError>;
 }

@@ -7,6 +7,30 @@ use chat4all_domain::{DeliveryStatus, MessageId};
 use super::support::*;
 use crate::{ClaimOutcome, NewMessage, SharedStore};
 
+/// A released claim can be taken again; only its holder releases it.
+pub async fn released_claims_are_claimable_again(store: SharedStore) {
+    let conv = conversation("release");
+    let a = message_id(&put(&store, new_message(&conv, "a")).await);
+    assert_eq!(
+        store.claim_for_send(&[a], "sidecar-1").await.unwrap(),
+        [ClaimOutcome::Claimed]
+    );
+    store.release_claims(&[a], "sidecar-2").await.unwrap();
+    assert_eq!(
+        store.claim_for_send(&[a], "sidecar-2").await.unwrap(),
+        [ClaimOutcome::AlreadyClaimed]
+    );
+    store
+        .release_claims(&[a, MessageId::generate()], "sidecar-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_for_send(&[a], "sidecar-2").await.unwrap(),
+        [ClaimOutcome::Claimed]
+    );
+    store.release_claims(&[], "sidecar-2").await.unwrap();
+}
+
 /// The first claim wins, concurrent ones included; a redelivered record,
 /// even to the same claimant, is AlreadyClaimed.
 pub async fn claim_first_wins(store: SharedStore) {

@@ -23,7 +23,9 @@ mod support;
 mod tests;
 mod transitions;
 
-pub use claims::{claim_first_wins, stuck_messages_are_found_oldest_first};
+pub use claims::{
+    claim_first_wins, released_claims_are_claimable_again, stuck_messages_are_found_oldest_first,
+};
 pub use messages::{idempotent_put, list_pages_newest_first, put_then_get};
 pub use transitions::{
     backward_move_rejected, batch_in_order_with_full_history, concurrent_transitions_converge,
@@ -56,6 +58,7 @@ pub const CHECKS: &[(&str, Check)] = checks![
     batch_in_order_with_full_history,
     concurrent_transitions_converge,
     claim_first_wins,
+    released_claims_are_claimable_again,
     stuck_messages_are_found_oldest_first,
 ];
 

@@ -213,6 +213,18 @@ impl MessageStore for EmbeddedStore {
             .submit(move |conn| writes::claim_for_send(conn, &ids, &claimant, Timestamp::now()))
             .await
     }
+
+    async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.to_vec();
+        let claimant = claimant.to_owned();
+        self.inner
+            .writer
+            .submit(move |conn| writes::release_claims(conn, &ids, &claimant))
+            .await
+    }
 }
 
 #[cfg(test)]

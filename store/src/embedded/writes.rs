@@ -287,6 +287,16 @@ pub(super) fn claim_for_send(
     Ok(outcomes)
 }
 
+pub(super) fn release_claims(conn: &Connection, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {
+    for id in ids {
+        conn.prepare_cached(
+            "UPDATE messages SET claimed_by = NULL, claimed_at = NULL WHERE id = ?1 AND claimed_by = ?2",
+        )?
+        .execute(params![id.to_string(), claimant])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

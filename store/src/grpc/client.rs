@@ -160,6 +160,21 @@ impl MessageStore for StoreClient {
             .map_err(|s| from_status(&s))?;
         convert::claim_results_from_proto(response.into_inner(), ids)
     }
+
+    async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let request = pb::ReleaseClaimsRequest {
+            message_ids: ids.iter().map(ToString::to_string).collect(),
+            claimant: claimant.to_owned(),
+        };
+        self.rpc()
+            .release_claims(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(())
+    }
 }
 
 /// The flag of every service that reaches the store over gRPC.

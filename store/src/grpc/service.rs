@@ -144,4 +144,17 @@ impl<S: MessageStore + ?Sized> MessageStoreRpc for StoreService<S> {
         })
         .await
     }
+
+    async fn release_claims(
+        &self,
+        request: Request<pb::ReleaseClaimsRequest>,
+    ) -> Result<Response<pb::ReleaseClaimsResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            let ids = convert::claim_ids_from_proto(&request.message_ids)?;
+            self.store.release_claims(&ids, &request.claimant).await?;
+            Ok(pb::ReleaseClaimsResponse {})
+        })
+        .await
+    }
 }
