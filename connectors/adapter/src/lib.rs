@@ -16,6 +16,9 @@
 //! - [`signature`]: HMAC-SHA256 and shared-token checks for webhooks.
 //! - [`http_client`] and [`graph`]: the outbound HTTP client and the Graph API
 //!   error mapping that WhatsApp, Messenger and Instagram share.
+//! - [`meta`]: the Send API and `messaging` webhooks Messenger and Instagram
+//!   share, so each of them is a descriptor and a config struct.
+//! - `testing` (feature `test-util`): the harness adapters' tests share.
 //! - [`server`]: `bind` both listeners, then `run` until a
 //!   `CancellationToken` fires.
 //!
@@ -29,10 +32,13 @@ pub mod events;
 pub mod graph;
 pub mod grpc;
 pub mod http_client;
+pub mod meta;
 pub mod platform;
 pub mod secret;
 pub mod server;
 pub mod signature;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod time;
 pub mod webhook;
 

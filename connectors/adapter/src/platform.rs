@@ -87,6 +87,13 @@ pub trait PlatformAdapter: Send + Sync + 'static {
     /// list is fine (a notification we do not care about).
     fn parse_webhook(&self, body: &[u8]) -> Result<Vec<pb::PlatformEvent>, WebhookParseError>;
 
+    /// The events [`parse_webhook`](Self::parse_webhook) made of `body` were
+    /// not queued (the queue was full, the platform gets 503 and sends the
+    /// body again). A platform that drops repeats (Telegram's `update_id`)
+    /// forgets this one here, or its retry would be dropped as a repeat and
+    /// the message lost.
+    fn webhook_not_queued(&self, _body: &[u8]) {}
+
     /// Why the platform lacks `operation`, for the "not supported" answer.
     fn unsupported_reason(&self, _operation: Operation) -> &'static str {
         "its API offers no such call"

@@ -84,6 +84,7 @@ async fn receive<A: PlatformAdapter>(
         }
         Err(e) => {
             count(platform, "queue_full");
+            state.adapter.webhook_not_queued(&body);
             if n > state.events.capacity() {
                 // It can never fit: raising the capacity is the only cure.
                 tracing::error!(

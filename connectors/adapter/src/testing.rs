@@ -1,0 +1,173 @@
+//! Test harness for adapters (feature `test-util`): run a bound adapter in
+//! the background, talk to it through a real tonic `Connector` client and
+//! post to its webhook over real HTTP, the way the sidecar and the platform
+//! do. Written once so every adapter's tests against the simulator share it.
+//!
+//! These helpers panic on failure with a message saying what was expected:
+//! they are test code, and a panic is how a test fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use chat4all_proto::v1 as pb;
+use pb::connector_client::ConnectorClient;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tonic::transport::Channel;
+
+use crate::BoundAdapter;
+
+/// A W3C context the tests send with every call.
+pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// An adapter running in the background until this value drops.
+pub struct RunningAdapter {
+    pub grpc: ConnectorClient<Channel>,
+    pub webhook_url: String,
+    pub http: reqwest::Client,
+    _shutdown: DropGuard,
+}
+
+impl std::fmt::Debug for RunningAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningAdapter")
+            .field("webhook_url", &self.webhook_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `adapter` until `shutdown` fires or the returned value drops, and
+/// connects a client to it.
+pub async fn start(adapter: BoundAdapter, shutdown: CancellationToken) -> RunningAdapter {
+    let grpc_url = format!("http://{}", adapter.grpc_addr());
+    let webhook_url = adapter.webhook_url();
+    tokio::spawn(adapter.run(shutdown.clone()));
+    let grpc = ConnectorClient::connect(grpc_url)
+        .await
+        .expect("the adapter's gRPC port answers");
+    crate::install_crypto_provider();
+    RunningAdapter {
+        grpc,
+        webhook_url,
+        http: reqwest::Client::new(),
+        _shutdown: shutdown.drop_guard(),
+    }
+}
+
+/// A send request whose conversation is `conv-<message_id>`.
+pub fn request(message_id: &str, to: &str, text: &str) -> pb::SendRequest {
+    pb::SendRequest {
+        message_id: message_id.into(),
+        conversation_id: format!("conv-{message_id}"),
+        recipient_id: to.into(),
+        text: text.into(),
+    }
+}
+
+impl RunningAdapter {
+    /// `Send` with [`TRACEPARENT`] in the metadata.
+    pub async fn send(&self, send: pb::SendRequest) -> pb::send_response::Result {
+        let mut request = tonic::Request::new(send);
+        request
+            .metadata_mut()
+            .insert("traceparent", TRACEPARENT.parse().expect("a valid header"));
+        self.grpc
+            .clone()
+            .send(request)
+            .await
+            .expect("Send answers")
+            .into_inner()
+            .result
+            .expect("a result")
+    }
+
+    /// `Send`, which must be accepted.
+    pub async fn accepted(&self, send: pb::SendRequest) -> pb::SendAccepted {
+        match self.send(send).await {
+            pb::send_response::Result::Accepted(a) => a,
+            other => panic!("expected accepted, got {other:?}"),
+        }
+    }
+
+    /// `Send`, which must be refused by the platform.
+    pub async fn refused(&self, send: pb::SendRequest) -> pb::PlatformError {
+        match self.send(send).await {
+            pb::send_response::Result::Error(e) => e,
+            other => panic!("expected a platform error, got {other:?}"),
+        }
+    }
+
+    /// Subscribes to `StreamEvents`.
+    pub async fn events(&self) -> tonic::Streaming<pb::PlatformEvent> {
+        self.grpc
+            .clone()
+            .stream_events(pb::StreamEventsRequest {})
+            .await
+            .expect("StreamEvents answers")
+            .into_inner()
+    }
+
+    /// `Describe`.
+    pub async fn describe(&self) -> pb::DescribeResponse {
+        self.grpc
+            .clone()
+            .describe(pb::DescribeRequest {})
+            .await
+            .expect("Describe answers")
+            .into_inner()
+    }
+
+    /// POSTs `body` to the webhook with `header: value` when given; the
+    /// HTTP status answered.
+    pub async fn post_webhook(&self, body: Vec<u8>, signature: Option<(&str, String)>) -> u16 {
+        let mut call = self.http.post(&self.webhook_url).body(body);
+        if let Some((header, value)) = signature {
+            call = call.header(header, value);
+        }
+        call.send().await.expect("the webhook answers").status().as_u16()
+    }
+
+    /// The answer to Meta's subscription handshake with `token`:
+    /// (status, body).
+    pub async fn verify_subscription(&self, token: &str, challenge: &str) -> (u16, String) {
+        let url = format!(
+            "{}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge={challenge}",
+            self.webhook_url
+        );
+        let answer = self.http.get(url).send().await.expect("the webhook answers");
+        let status = answer.status().as_u16();
+        (status, answer.text().await.unwrap_or_default())
+    }
+}
+
+/// The next event, within five seconds.
+pub async fn next_event(stream: &mut tonic::Streaming<pb::PlatformEvent>) -> pb::PlatformEvent {
+    tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("an event in time")
+        .expect("a healthy stream")
+        .expect("an open stream")
+}
+
+/// Fails if an event arrives within `wait`.
+pub async fn no_event_within(stream: &mut tonic::Streaming<pb::PlatformEvent>, wait: Duration) {
+    if let Ok(event) = tokio::time::timeout(wait, stream.message()).await {
+        panic!("expected no event, got {event:?}");
+    }
+}
+
+/// The receipt in `event`.
+pub fn receipt(event: pb::PlatformEvent) -> (pb::Receipt, String) {
+    match event.event {
+        Some(pb::platform_event::Event::Receipt(r)) => (r, event.traceparent),
+        other => panic!("expected a receipt, got {other:?}"),
+    }
+}
+
+/// The inbound message in `event`.
+pub fn inbound(event: pb::PlatformEvent) -> pb::InboundMessage {
+    match event.event {
+        Some(pb::platform_event::Event::Inbound(m)) => m,
+        other => panic!("expected an inbound message, got {other:?}"),
+    }
+}
