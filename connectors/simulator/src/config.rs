@@ -7,7 +7,7 @@
 //! while running through [`crate::SimulatorHandle`].
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The whole simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,14 @@ pub struct SimulatorConfig {
     pub listen: SocketAddr,
     /// The WhatsApp Business Cloud API.
     pub whatsapp: WhatsAppSimConfig,
+    /// Facebook Messenger (the Send API of one page).
+    pub messenger: MetaMessagingSimConfig,
+    /// Instagram messaging (the Send API of one professional account).
+    pub instagram: MetaMessagingSimConfig,
+    /// The Telegram Bot API.
+    pub telegram: TelegramSimConfig,
+    /// Chotot's chat-api.
+    pub chotot: ChototSimConfig,
     /// How many received sends are kept per platform, newest first out last:
     /// a benchmark through the simulator must not grow it without bound.
     /// Counts stay exact beyond it.
@@ -27,6 +35,10 @@ impl Default for SimulatorConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
             whatsapp: WhatsAppSimConfig::default(),
+            messenger: MetaMessagingSimConfig::messenger(),
+            instagram: MetaMessagingSimConfig::instagram(),
+            telegram: TelegramSimConfig::default(),
+            chotot: ChototSimConfig::default(),
             max_recorded: 100_000,
         }
     }
@@ -68,7 +80,162 @@ impl Default for WhatsAppSimConfig {
     }
 }
 
-/// How a platform misbehaves.
+/// A simulated Meta messaging account: a Messenger page or an Instagram
+/// professional account. One type for both because they are one API; the
+/// defaults differ ([`Self::messenger`], [`Self::instagram`]), above all the
+/// access token, which is how the shared `/{version}/me/messages` endpoint
+/// tells them apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaMessagingSimConfig {
+    /// The token sends must carry (`?access_token=` or a Bearer header).
+    pub access_token: String,
+    /// Signs the webhooks (`X-Hub-Signature-256`).
+    pub app_secret: String,
+    /// The page or account id: `entry[].id`, and the sender of echoes.
+    pub account_id: String,
+    /// The app id echoes carry (`message.app_id`).
+    pub app_id: u64,
+    /// Where webhooks go; none are sent while unset.
+    pub webhook_url: Option<String>,
+    /// The pause before each webhook that follows a send.
+    pub receipt_delay: Duration,
+    /// Misbehaviour, from the start.
+    pub switches: Switches,
+}
+
+impl MetaMessagingSimConfig {
+    /// The Messenger page the adapter's defaults talk to.
+    pub fn messenger() -> Self {
+        Self {
+            access_token: "chat4all-dev-page-access-token".to_owned(),
+            app_secret: "chat4all-dev-app-secret".to_owned(),
+            account_id: "100000000000010".to_owned(),
+            app_id: 100_000_000_000_003,
+            webhook_url: None,
+            receipt_delay: Duration::from_millis(5),
+            switches: Switches::default(),
+        }
+    }
+
+    /// The Instagram account the adapter's defaults talk to.
+    pub fn instagram() -> Self {
+        Self {
+            access_token: "chat4all-dev-instagram-access-token".to_owned(),
+            account_id: "17841400000000001".to_owned(),
+            ..Self::messenger()
+        }
+    }
+}
+
+/// The simulated Telegram bot. The credentials are the Telegram adapter's
+/// one-machine defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelegramSimConfig {
+    /// The bot token every call's path must carry (`/bot<token>/…`).
+    pub bot_token: String,
+    /// The `setWebhook` secret sent in `X-Telegram-Bot-Api-Secret-Token`.
+    pub webhook_secret: String,
+    /// Where webhooks go; none are sent while unset.
+    pub webhook_url: Option<String>,
+    /// Misbehaviour, from the start (`failing_recipients` are chats that
+    /// answer "chat not found"; receipts and echoes mean nothing: Telegram
+    /// has neither).
+    pub switches: Switches,
+}
+
+impl Default for TelegramSimConfig {
+    fn default() -> Self {
+        Self {
+            bot_token: "100000001:chat4all-dev-telegram-bot-token".to_owned(),
+            webhook_secret: "chat4all-dev-telegram-webhook-secret".to_owned(),
+            webhook_url: None,
+            switches: Switches::default(),
+        }
+    }
+}
+
+impl TelegramSimConfig {
+    /// The bot's own user id: the number before the token's colon.
+    pub fn bot_user_id(&self) -> i64 {
+        self.bot_token
+            .split(':')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// The simulated Chotot chat-api. The credentials are the Chotot adapter's
+/// one-machine defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChototSimConfig {
+    /// The `x-project-uuid` every call must carry.
+    pub project_uuid: String,
+    /// The `Service` header every call must carry.
+    pub service: String,
+    /// Signs the events (`X-Chotot-Signature`, hex HMAC-SHA256).
+    pub webhook_secret: String,
+    /// Our shop's user: a member of the seeded channels, owner of the
+    /// seeded listings, the sender the adapter sends as.
+    pub bot_user_id: String,
+    /// Whether each accepted send is published back as an event (an echo),
+    /// as chat-api publishes every message.
+    pub echoes: bool,
+    /// Where webhooks go; none are sent while unset.
+    pub webhook_url: Option<String>,
+    /// Misbehaviour, from the start (`failing_recipients` are channels that
+    /// answer 404; `receipts` means nothing: chat-api has none).
+    pub switches: Switches,
+}
+
+impl Default for ChototSimConfig {
+    fn default() -> Self {
+        Self {
+            project_uuid: "c4a11000-0000-4000-8000-000000000065".to_owned(),
+            service: "chat4all".to_owned(),
+            webhook_secret: "chat4all-dev-chotot-webhook-secret".to_owned(),
+            bot_user_id: "9000001".to_owned(),
+            echoes: true,
+            webhook_url: None,
+            switches: Switches::default(),
+        }
+    }
+}
+
+/// A probability, kept in parts per million so that switches stay `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fraction(u32);
+
+impl Fraction {
+    /// Never.
+    pub const NEVER: Self = Self(0);
+    /// Always.
+    pub const ALWAYS: Self = Self(1_000_000);
+
+    /// `p` clamped to `[0, 1]` (NaN is never).
+    pub fn new(p: f64) -> Self {
+        if p.is_nan() || p <= 0.0 {
+            Self::NEVER
+        } else if p >= 1.0 {
+            Self::ALWAYS
+        } else {
+            Self((p * 1_000_000.0).round() as u32)
+        }
+    }
+
+    /// As a float in `[0, 1]`.
+    pub fn get(self) -> f64 {
+        f64::from(self.0) / 1_000_000.0
+    }
+
+    /// Parts per million.
+    pub fn per_million(self) -> u32 {
+        self.0
+    }
+}
+
+/// How a platform misbehaves. Every platform module reads these through the
+/// same helpers (`faults.rs`), so a switch means the same on every platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Switches {
     /// Added before every answer of the send endpoint (past the client's
@@ -83,6 +250,31 @@ pub struct Switches {
     pub failing_recipients: Vec<String>,
     /// Whether receipts are posted after a send.
     pub receipts: bool,
+    /// The fraction of sends answered with [`Self::error_failure`], drawn
+    /// from the platform's random source (seedable, for repeatable tests).
+    pub error_rate: Fraction,
+    /// The failure those sends get.
+    pub error_failure: InjectedFailure,
+    /// Until then, every send is answered with [`Self::burst_failure`]: a
+    /// burst of 429s with `Retry-After`, as a platform over its limit does.
+    pub burst_until: Option<Instant>,
+    /// The failure of the burst.
+    pub burst_failure: InjectedFailure,
+    /// The platform acts on every send at once (webhooks follow) but holds
+    /// the answer this long: past the client's timeout it is an answer
+    /// lost. `Duration::MAX` holds it until the client gives up.
+    pub timeout: Option<Duration>,
+    /// Every webhook is posted again this long after it was accepted, as
+    /// Meta redelivers events.
+    pub duplicate_webhooks: Option<Duration>,
+    /// The receipts of a send are posted newest first.
+    pub out_of_order: bool,
+    /// The echo of a send is posted, and accepted, before the send is
+    /// answered (platforms with echoes only).
+    pub echo_before_response: bool,
+    /// The fraction of delivery receipts that list their messages' ids;
+    /// the others carry only a watermark (Messenger only).
+    pub delivery_mids: Fraction,
 }
 
 impl Default for Switches {
@@ -93,6 +285,15 @@ impl Default for Switches {
             failure: InjectedFailure::server_error(),
             failing_recipients: vec!["999".to_owned()],
             receipts: true,
+            error_rate: Fraction::NEVER,
+            error_failure: InjectedFailure::server_error(),
+            burst_until: None,
+            burst_failure: InjectedFailure::rate_limited(Duration::from_secs(1)),
+            timeout: None,
+            duplicate_webhooks: None,
+            out_of_order: false,
+            echo_before_response: false,
+            delivery_mids: Fraction::new(0.5),
         }
     }
 }
@@ -138,6 +339,23 @@ impl InjectedFailure {
             http_status: 500,
             code: 131_000,
             message: "Something went wrong".to_owned(),
+            retry_after: None,
+        }
+    }
+
+    /// The same failure with another platform code (Messenger's rate
+    /// limit is 613, say).
+    pub fn with_code(self, code: i64) -> Self {
+        Self { code, ..self }
+    }
+
+    /// HTTP 400, Graph 551: Messenger's "this person isn't available right
+    /// now" (permanent).
+    pub fn person_unavailable() -> Self {
+        Self {
+            http_status: 400,
+            code: 551,
+            message: "This person isn't available right now.".to_owned(),
             retry_after: None,
         }
     }
@@ -223,11 +441,199 @@ pub struct SimulatorArgs {
         action = clap::ArgAction::Set
     )]
     pub whatsapp_receipts: bool,
+    /// The token Messenger sends must carry (the page access token).
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_MESSENGER_ACCESS_TOKEN",
+        hide_env_values = true,
+        default_value = "chat4all-dev-page-access-token"
+    )]
+    pub messenger_access_token: String,
+    /// The app secret Messenger webhooks are signed with.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_MESSENGER_APP_SECRET",
+        hide_env_values = true,
+        default_value = "chat4all-dev-app-secret"
+    )]
+    pub messenger_app_secret: String,
+    /// Where Messenger webhooks go.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_MESSENGER_WEBHOOK_URL",
+        default_value = "http://127.0.0.1:8062/webhook"
+    )]
+    pub messenger_webhook_url: String,
+    /// The pause before each Messenger webhook after a send.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_MESSENGER_RECEIPT_DELAY",
+        default_value = "5ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub messenger_receipt_delay: Duration,
+    /// The fraction of Messenger delivery receipts that list their `mids`.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_MESSENGER_DELIVERY_MIDS",
+        default_value_t = 0.5
+    )]
+    pub messenger_delivery_mids: f64,
+    /// The token Instagram sends must carry.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_INSTAGRAM_ACCESS_TOKEN",
+        hide_env_values = true,
+        default_value = "chat4all-dev-instagram-access-token"
+    )]
+    pub instagram_access_token: String,
+    /// The app secret Instagram webhooks are signed with.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_INSTAGRAM_APP_SECRET",
+        hide_env_values = true,
+        default_value = "chat4all-dev-app-secret"
+    )]
+    pub instagram_app_secret: String,
+    /// Where Instagram webhooks go.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_INSTAGRAM_WEBHOOK_URL",
+        default_value = "http://127.0.0.1:8063/webhook"
+    )]
+    pub instagram_webhook_url: String,
+    /// The pause before each Instagram webhook after a send.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_INSTAGRAM_RECEIPT_DELAY",
+        default_value = "5ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub instagram_receipt_delay: Duration,
+    /// The bot token Telegram calls must carry in their path.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_TELEGRAM_BOT_TOKEN",
+        hide_env_values = true,
+        default_value = "100000001:chat4all-dev-telegram-bot-token"
+    )]
+    pub telegram_bot_token: String,
+    /// The secret Telegram webhooks carry.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_TELEGRAM_WEBHOOK_SECRET",
+        hide_env_values = true,
+        default_value = "chat4all-dev-telegram-webhook-secret"
+    )]
+    pub telegram_webhook_secret: String,
+    /// Where Telegram webhooks go.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_TELEGRAM_WEBHOOK_URL",
+        default_value = "http://127.0.0.1:8064/webhook"
+    )]
+    pub telegram_webhook_url: String,
+    /// Added before every answer of Telegram's sendMessage.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_TELEGRAM_LATENCY",
+        default_value = "0ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub telegram_latency: Duration,
+    /// Chat id prefixes Telegram answers "chat not found" (comma-separated).
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_TELEGRAM_FAILING_RECIPIENTS",
+        value_delimiter = ',',
+        default_value = "999"
+    )]
+    pub telegram_failing_recipients: Vec<String>,
+    /// The `x-project-uuid` Chotot calls must carry.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_CHOTOT_PROJECT_UUID",
+        hide_env_values = true,
+        default_value = "c4a11000-0000-4000-8000-000000000065"
+    )]
+    pub chotot_project_uuid: String,
+    /// The `Service` header Chotot calls must carry.
+    #[arg(long, env = "CHAT4ALL_SIMULATOR_CHOTOT_SERVICE", default_value = "chat4all")]
+    pub chotot_service: String,
+    /// The secret Chotot events are signed with.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_CHOTOT_WEBHOOK_SECRET",
+        hide_env_values = true,
+        default_value = "chat4all-dev-chotot-webhook-secret"
+    )]
+    pub chotot_webhook_secret: String,
+    /// Our shop's Chotot user (the adapter's sender).
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_CHOTOT_BOT_USER_ID",
+        default_value = "9000001"
+    )]
+    pub chotot_bot_user_id: String,
+    /// Where Chotot events go.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_CHOTOT_WEBHOOK_URL",
+        default_value = "http://127.0.0.1:8065/webhook"
+    )]
+    pub chotot_webhook_url: String,
+    /// Added before every answer of Chotot's send endpoint.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_CHOTOT_LATENCY",
+        default_value = "0ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub chotot_latency: Duration,
+    /// Whether each Chotot send comes back as an event (the echo).
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_CHOTOT_ECHOES",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub chotot_echoes: bool,
+    /// Every platform: the fraction of sends answered HTTP 500.
+    #[arg(long, env = "CHAT4ALL_SIMULATOR_ERROR_RATE", default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Every platform: post each webhook again after this long (`0s`: never).
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_DUPLICATE_WEBHOOKS",
+        default_value = "0s",
+        value_parser = humantime::parse_duration
+    )]
+    pub duplicate_webhooks: Duration,
+    /// Every platform: post the receipts of a send newest first.
+    #[arg(long, env = "CHAT4ALL_SIMULATOR_OUT_OF_ORDER_RECEIPTS")]
+    pub out_of_order_receipts: bool,
+    /// Every platform with echoes: post the echo before answering the send.
+    #[arg(long, env = "CHAT4ALL_SIMULATOR_ECHO_BEFORE_RESPONSE")]
+    pub echo_before_response: bool,
 }
 
 impl SimulatorArgs {
     /// The configuration these flags describe.
     pub fn into_config(self) -> SimulatorConfig {
+        let mut config = self.clone().platforms_config();
+        for switches in [
+            &mut config.whatsapp.switches,
+            &mut config.messenger.switches,
+            &mut config.instagram.switches,
+            &mut config.telegram.switches,
+            &mut config.chotot.switches,
+        ] {
+            *switches = self.misbehave(switches.clone());
+        }
+        config
+    }
+
+    fn platforms_config(self) -> SimulatorConfig {
         let webhook_url = Some(self.whatsapp_webhook_url).filter(|u| !u.is_empty());
         SimulatorConfig {
             max_recorded: SimulatorConfig::default().max_recorded,
@@ -246,6 +652,58 @@ impl SimulatorArgs {
                 },
                 ..WhatsAppSimConfig::default()
             },
+            messenger: MetaMessagingSimConfig {
+                access_token: self.messenger_access_token,
+                app_secret: self.messenger_app_secret,
+                webhook_url: Some(self.messenger_webhook_url).filter(|u| !u.is_empty()),
+                receipt_delay: self.messenger_receipt_delay,
+                switches: Switches {
+                    delivery_mids: Fraction::new(self.messenger_delivery_mids),
+                    ..Switches::default()
+                },
+                ..MetaMessagingSimConfig::messenger()
+            },
+            instagram: MetaMessagingSimConfig {
+                access_token: self.instagram_access_token,
+                app_secret: self.instagram_app_secret,
+                webhook_url: Some(self.instagram_webhook_url).filter(|u| !u.is_empty()),
+                receipt_delay: self.instagram_receipt_delay,
+                ..MetaMessagingSimConfig::instagram()
+            },
+            telegram: TelegramSimConfig {
+                bot_token: self.telegram_bot_token,
+                webhook_secret: self.telegram_webhook_secret,
+                webhook_url: Some(self.telegram_webhook_url).filter(|u| !u.is_empty()),
+                switches: Switches {
+                    latency: self.telegram_latency,
+                    failing_recipients: self.telegram_failing_recipients,
+                    ..Switches::default()
+                },
+            },
+            chotot: ChototSimConfig {
+                project_uuid: self.chotot_project_uuid,
+                service: self.chotot_service,
+                webhook_secret: self.chotot_webhook_secret,
+                bot_user_id: self.chotot_bot_user_id,
+                echoes: self.chotot_echoes,
+                webhook_url: Some(self.chotot_webhook_url).filter(|u| !u.is_empty()),
+                switches: Switches {
+                    latency: self.chotot_latency,
+                    ..Switches::default()
+                },
+            },
+        }
+    }
+
+    /// `switches` with the flags that apply to every platform
+    /// (`--error-rate`, `--duplicate-webhooks`, …) laid over them.
+    pub fn misbehave(&self, switches: Switches) -> Switches {
+        Switches {
+            error_rate: Fraction::new(self.error_rate),
+            duplicate_webhooks: Some(self.duplicate_webhooks).filter(|d| !d.is_zero()),
+            out_of_order: self.out_of_order_receipts,
+            echo_before_response: self.echo_before_response,
+            ..switches
         }
     }
 }

@@ -11,6 +11,13 @@
 //! - `webhooks` and [`signing`]: posting signed webhooks with retries,
 //!   shared by every platform.
 //! - `graph`: Meta Graph API answers, shared by the Meta platforms.
+//! - `faults`: the switches' mechanics, one decision every platform's send
+//!   endpoint takes (fail? how slowly? webhooks in which order, twice?).
+//! - `meta_messaging`: the Send API and `messaging` webhooks Messenger and
+//!   Instagram share; `messenger` and `instagram` are its two flavours,
+//!   told apart by access token on the one path they share.
+//! - `telegram` (the Bot API) and `chotot` (chat-api over a seeded
+//!   marketplace): the other two platforms, each a module of its own.
 //! - `whatsapp`: the WhatsApp endpoints and payloads. Another platform is a
 //!   module beside it, a route table entry in [`Simulator::bind`], and an
 //!   entry in [`PLATFORMS`].
@@ -19,10 +26,16 @@
 //! (the calls received, as JSON) and `POST /_simulator/inbound` (a platform
 //! user writes a message).
 
+mod chotot;
 pub mod config;
+mod faults;
 mod graph;
+mod instagram;
+mod messenger;
+mod meta_messaging;
 pub mod signing;
 mod state;
+mod telegram;
 mod webhooks;
 mod whatsapp;
 
@@ -42,7 +55,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{InjectedFailure, SimulatorConfig, Switches, WhatsAppSimConfig};
+pub use config::{
+    ChototSimConfig, Fraction, InjectedFailure, MetaMessagingSimConfig, SimulatorConfig, Switches,
+    TelegramSimConfig, WhatsAppSimConfig,
+};
 pub use state::{PLATFORMS, ReceivedSend, SimulatorError, SimulatorHandle};
 pub use webhooks::DeliveryError;
 
@@ -65,6 +81,9 @@ impl Simulator {
         let local_addr = listener.local_addr()?;
         let router = Router::new()
             .merge(whatsapp::routes())
+            .merge(meta_messaging::routes())
+            .merge(telegram::routes())
+            .merge(chotot::routes())
             .route("/health", get(health))
             .route("/_simulator/received", get(received))
             .route("/_simulator/inbound", post(inbound))

@@ -13,12 +13,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{InjectedFailure, SimulatorConfig, Switches, WhatsAppSimConfig};
+use crate::config::{
+    ChototSimConfig, InjectedFailure, MetaMessagingSimConfig, SimulatorConfig, Switches, TelegramSimConfig,
+    WhatsAppSimConfig,
+};
+use crate::faults::SimRng;
 use crate::webhooks::{DeliveryError, SignedWebhook, WebhookPoster};
-use crate::whatsapp;
+use crate::{chotot, instagram, messenger, telegram, whatsapp};
 
 /// The platforms the simulator speaks, by name.
-pub const PLATFORMS: &[&str] = &[whatsapp::PLATFORM];
+pub const PLATFORMS: &[&str] = &[
+    whatsapp::PLATFORM,
+    messenger::PLATFORM,
+    instagram::PLATFORM,
+    telegram::PLATFORM,
+    chotot::PLATFORM,
+];
 
 /// One call the simulator received on a platform's send endpoint, whatever
 /// it answered.
@@ -65,6 +75,8 @@ pub(crate) struct PlatformState {
     pub(crate) received_total: usize,
     pub(crate) webhooks_delivered: usize,
     pub(crate) webhooks_failed: usize,
+    /// Draws for the error rate and other chance switches.
+    pub(crate) rng: SimRng,
 }
 
 #[derive(Debug)]
@@ -73,6 +85,14 @@ pub(crate) struct Shared {
     pub(crate) poster: WebhookPoster,
     pub(crate) stop: CancellationToken,
     pub(crate) whatsapp: WhatsAppSimConfig,
+    pub(crate) messenger: MetaMessagingSimConfig,
+    pub(crate) instagram: MetaMessagingSimConfig,
+    pub(crate) telegram: TelegramSimConfig,
+    /// Telegram's update ids and per-chat message ids.
+    pub(crate) telegram_ids: telegram::Ids,
+    pub(crate) chotot: ChototSimConfig,
+    /// Chotot's seeded marketplace: users, listings, channels, history.
+    pub(crate) chotot_data: chotot::Store,
     max_recorded: usize,
 }
 
@@ -87,11 +107,51 @@ impl Shared {
                 ..PlatformState::default()
             }),
         );
+        for (name, meta) in [
+            (messenger::PLATFORM, &config.messenger),
+            (instagram::PLATFORM, &config.instagram),
+        ] {
+            platforms.insert(
+                name,
+                Mutex::new(PlatformState {
+                    switches: meta.switches.clone(),
+                    webhook_url: meta.webhook_url.clone(),
+                    ..PlatformState::default()
+                }),
+            );
+        }
+        for (name, switches, webhook_url) in [
+            (
+                telegram::PLATFORM,
+                &config.telegram.switches,
+                &config.telegram.webhook_url,
+            ),
+            (
+                chotot::PLATFORM,
+                &config.chotot.switches,
+                &config.chotot.webhook_url,
+            ),
+        ] {
+            platforms.insert(
+                name,
+                Mutex::new(PlatformState {
+                    switches: switches.clone(),
+                    webhook_url: webhook_url.clone(),
+                    ..PlatformState::default()
+                }),
+            );
+        }
         Ok(Self {
             platforms,
             poster: WebhookPoster::new()?,
             stop: CancellationToken::new(),
             whatsapp: config.whatsapp.clone(),
+            messenger: config.messenger.clone(),
+            instagram: config.instagram.clone(),
+            telegram: config.telegram.clone(),
+            telegram_ids: telegram::Ids::default(),
+            chotot: config.chotot.clone(),
+            chotot_data: chotot::Store::seeded(&config.chotot),
             max_recorded: config.max_recorded,
         })
     }
@@ -116,7 +176,8 @@ impl Shared {
         Ok(f(&mut state))
     }
 
-    /// Posts a webhook with retries and counts the outcome.
+    /// Posts a webhook with retries and counts the outcome; with duplicates
+    /// on, an accepted one is posted again later.
     pub(crate) async fn deliver(
         &self,
         platform: &'static str,
@@ -127,6 +188,9 @@ impl Shared {
             Ok(()) => s.webhooks_delivered += 1,
             Err(_) => s.webhooks_failed += 1,
         });
+        if result.is_ok() {
+            crate::faults::post_duplicate(self, platform, hook);
+        }
         result.map_err(|source| SimulatorError::Webhook { platform, source })
     }
 
@@ -250,6 +314,11 @@ impl SimulatorHandle {
         let (platform, _) = self.shared.resolve(platform)?;
         match platform {
             whatsapp::PLATFORM => whatsapp::inbound_text(&self.shared, from, sender_name, text).await,
+            messenger::PLATFORM | instagram::PLATFORM => {
+                crate::meta_messaging::inbound_text(&self.shared, platform, from, text).await
+            }
+            telegram::PLATFORM => telegram::inbound_text(&self.shared, from, sender_name, text).await,
+            chotot::PLATFORM => chotot::inbound_text(&self.shared, from, sender_name, text).await,
             _ => Err(SimulatorError::UnknownPlatform {
                 name: platform.to_owned(),
             }),
@@ -264,6 +333,11 @@ impl SimulatorHandle {
         let (platform, _) = self.shared.resolve(platform)?;
         let hook = match platform {
             whatsapp::PLATFORM => whatsapp::signed(&self.shared, body)?,
+            messenger::PLATFORM | instagram::PLATFORM => {
+                crate::meta_messaging::signed(&self.shared, platform, body)?
+            }
+            telegram::PLATFORM => telegram::signed(&self.shared, body)?,
+            chotot::PLATFORM => chotot::signed(&self.shared, body)?,
             _ => {
                 return Err(SimulatorError::UnknownPlatform {
                     name: platform.to_owned(),

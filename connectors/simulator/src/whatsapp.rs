@@ -4,13 +4,16 @@
 //! follow an accepted send, and inbound-message webhooks on request.
 //!
 //! The order of checks follows the real API: the token first (401), then
-//! the phone number, then the body (Graph code 100), then the injected
-//! failures, then the recipient. Every call is recorded before the latency
-//! switch delays its answer, so a client that timed out still counts as a
-//! call the platform received (and acted on: its receipts still come).
+//! the phone number, then the body (Graph code 100), then the shared
+//! switches (`faults`: bursts, injected failures, the error rate, the
+//! failing recipients). Every call is recorded before the latency switch
+//! delays its answer, so a client that timed out still counts as a call the
+//! platform received (and acted on: its receipts still come). The receipts
+//! go through the shared poster, so out-of-order and duplicate switches
+//! apply here as on every platform.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::Json;
 use axum::Router;
@@ -22,6 +25,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use crate::config::InjectedFailure;
+use crate::faults::{SendPlan, post_receipts};
 use crate::graph;
 use crate::signing::meta_signature;
 use crate::state::{ReceivedSend, Shared, SimulatorError, unix_ms};
@@ -113,12 +117,9 @@ fn check_body(body: &Value) -> Result<(), (InjectedFailure, String)> {
     Ok(())
 }
 
-fn decide(
-    shared: &Shared,
-    phone_number_id: &str,
-    headers: &HeaderMap,
-    body: &Value,
-) -> Result<Outcome, SimulatorError> {
+/// The checks of the real endpoint that come before any switch: token,
+/// phone number, body.
+fn check(shared: &Shared, phone_number_id: &str, headers: &HeaderMap, body: &Value) -> Option<Outcome> {
     let config = &shared.whatsapp;
     let bearer = headers
         .get("authorization")
@@ -126,7 +127,7 @@ fn decide(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     if bearer != Some(config.access_token.as_str()) {
-        return Ok(Outcome::Refused {
+        return Some(Outcome::Refused {
             failure: graph::invalid_token(),
             details: String::new(),
         });
@@ -137,34 +138,43 @@ fn decide(
              permissions, or does not support this operation",
             phone_number_id.chars().take(64).collect::<String>()
         );
-        return Ok(Outcome::Refused {
+        return Some(Outcome::Refused {
             failure: graph::invalid_parameter(&message),
             details: message,
         });
     }
-    if let Err((failure, details)) = check_body(body) {
-        return Ok(Outcome::Refused { failure, details });
+    check_body(body)
+        .err()
+        .map(|(failure, details)| Outcome::Refused { failure, details })
+}
+
+/// What the endpoint answers, and how the switches say to answer it.
+fn decide(
+    shared: &Shared,
+    phone_number_id: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<(Outcome, SendPlan), SimulatorError> {
+    if let Some(refused) = check(shared, phone_number_id, headers, body) {
+        return Ok((refused, shared.plan_refusal(PLATFORM)));
     }
     let to = str_at(body, "/to").unwrap_or_default();
-    shared.with(PLATFORM, |state| {
-        let switches = &mut state.switches;
-        if switches.fail_next > 0 {
-            switches.fail_next -= 1;
-            let failure = switches.failure.clone();
-            let details = failure.message.clone();
-            return Outcome::Refused { failure, details };
-        }
-        if switches.fails_recipient(to) {
-            return Outcome::Refused {
-                failure: InjectedFailure::unknown_recipient(),
-                details: "Message could not be delivered: the recipient is not a WhatsApp user".to_owned(),
-            };
-        }
-        Outcome::Accepted {
+    let plan = shared.plan_send(PLATFORM, to, InjectedFailure::unknown_recipient())?;
+    let outcome = match &plan.failure {
+        Some(failure) if plan.unknown_recipient => Outcome::Refused {
+            failure: failure.clone(),
+            details: "Message could not be delivered: the recipient is not a WhatsApp user".to_owned(),
+        },
+        Some(failure) => Outcome::Refused {
+            failure: failure.clone(),
+            details: failure.message.clone(),
+        },
+        None => Outcome::Accepted {
             wamid: wamid(),
             wa_id: to.trim().trim_start_matches('+').to_owned(),
-        }
-    })
+        },
+    };
+    Ok((outcome, plan))
 }
 
 async fn send(
@@ -174,8 +184,8 @@ async fn send(
     body: Bytes,
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let outcome = match decide(&shared, &phone_number_id, &headers, &body) {
-        Ok(outcome) => outcome,
+    let (outcome, plan) = match decide(&shared, &phone_number_id, &headers, &body) {
+        Ok(decided) => decided,
         Err(e) => {
             tracing::error!(error = %e, "simulator state missing");
             return graph::error(&InjectedFailure::server_error(), "", Some("whatsapp"));
@@ -201,33 +211,34 @@ async fn send(
         body,
         received_at_unix_ms: unix_ms(SystemTime::now()),
     };
-    let (latency, receipts, target) = shared
-        .with(PLATFORM, |state| {
-            shared.record(state, record);
-            (
-                state.switches.latency,
-                state.switches.receipts,
-                state.webhook_url.clone(),
-            )
-        })
-        .unwrap_or_default();
+    let _ = shared.with(PLATFORM, |state| shared.record(state, record));
     tracing::debug!(
         http_status,
-        latency_ms = latency.as_millis() as u64,
+        latency_ms = plan.latency.as_millis() as u64,
         "whatsapp send received"
     );
 
     let response = match outcome {
         Outcome::Accepted { wamid, wa_id } => {
-            if let (true, Some(url)) = (receipts, target) {
-                let first_delay = latency + shared.whatsapp.receipt_delay;
+            if let (true, Some(url)) = (plan.receipts, plan.webhook_url.clone()) {
+                let hooks = ["sent", "delivered", "read"]
+                    .into_iter()
+                    .map(|status| {
+                        let body = status_payload(&shared, &wamid, status, &wa_id, opaque.as_deref());
+                        SignedWebhook {
+                            url: url.clone(),
+                            header: "x-hub-signature-256",
+                            signature: meta_signature(&shared.whatsapp.app_secret, &body),
+                            body,
+                        }
+                    })
+                    .collect();
                 tokio::spawn(post_receipts(
                     Arc::clone(&shared),
-                    url,
-                    wamid.clone(),
-                    wa_id.clone(),
-                    opaque,
-                    first_delay,
+                    PLATFORM,
+                    hooks,
+                    plan.latency + shared.whatsapp.receipt_delay,
+                    shared.whatsapp.receipt_delay,
                 ));
             }
             Json(json!({
@@ -239,43 +250,8 @@ async fn send(
         }
         Outcome::Refused { failure, details } => graph::error(&failure, &details, Some("whatsapp")),
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    shared.hold_answer(&plan).await;
     response
-}
-
-/// `sent`, `delivered`, `read`, each after the receipt delay, in order.
-async fn post_receipts(
-    shared: Arc<Shared>,
-    url: String,
-    wamid: String,
-    recipient: String,
-    opaque: Option<String>,
-    first_delay: Duration,
-) {
-    let mut delay = first_delay;
-    for status in ["sent", "delivered", "read"] {
-        tokio::select! {
-            () = shared.stop.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = shared.whatsapp.receipt_delay;
-        // Receipts may have been switched off since the send.
-        if !shared.with(PLATFORM, |s| s.switches.receipts).unwrap_or(false) {
-            return;
-        }
-        let body = status_payload(&shared, &wamid, status, &recipient, opaque.as_deref());
-        let hook = SignedWebhook {
-            url: url.clone(),
-            header: "x-hub-signature-256",
-            signature: meta_signature(&shared.whatsapp.app_secret, &body),
-            body,
-        };
-        if let Err(e) = shared.deliver(PLATFORM, &hook).await {
-            tracing::warn!(status, error = %e, "whatsapp receipt not delivered");
-        }
-    }
 }
 
 fn envelope(shared: &Shared, value: Value) -> Vec<u8> {

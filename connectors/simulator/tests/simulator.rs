@@ -74,6 +74,7 @@ async fn setup_with(max_recorded: usize) -> Setup {
             ..WhatsAppSimConfig::default()
         },
         max_recorded,
+        ..SimulatorConfig::default()
     };
     let simulator = Simulator::bind(config).await.unwrap();
     let base = simulator.base_url();

@@ -4,27 +4,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use chat4all_adapter::Secret;
 use chat4all_adapter::signature::sign_hmac_sha256_hex;
+use chat4all_adapter::testing::{self, RunningAdapter, TRACEPARENT, next_event as next, request};
 use chat4all_proto::v1 as pb;
 use chat4all_simulator::{InjectedFailure, Simulator, SimulatorConfig, SimulatorHandle, WhatsAppSimConfig};
 use chat4all_whatsapp::WhatsAppConfig;
-use pb::connector_client::ConnectorClient;
 use pb::platform_event::Event;
 use serde_json::json;
-use tokio_util::sync::{CancellationToken, DropGuard};
-use tonic::transport::Channel;
+use tokio_util::sync::CancellationToken;
 
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
+/// The running adapter (the kit's shared harness) and the simulator.
 struct Setup {
-    grpc: ConnectorClient<Channel>,
+    adapter: RunningAdapter,
     sim: SimulatorHandle,
-    webhook_url: String,
-    http: reqwest::Client,
-    _shutdown: DropGuard,
+}
+
+impl Deref for Setup {
+    type Target = RunningAdapter;
+    fn deref(&self) -> &RunningAdapter {
+        &self.adapter
+    }
 }
 
 async fn setup(request_timeout: Duration) -> Setup {
@@ -50,70 +53,11 @@ async fn setup(request_timeout: Duration) -> Setup {
     let adapter = chat4all_whatsapp::bind(config).await.unwrap();
     let sim = simulator.handle();
     sim.set_webhook_target("whatsapp", adapter.webhook_url());
-    let grpc_url = format!("http://{}", adapter.grpc_addr());
-    let webhook_url = adapter.webhook_url();
     tokio::spawn(simulator.run(shutdown.clone()));
-    tokio::spawn(adapter.run(shutdown.clone()));
-    let grpc = ConnectorClient::connect(grpc_url).await.unwrap();
-    chat4all_adapter::install_crypto_provider();
-    let http = reqwest::Client::new();
     Setup {
-        grpc,
+        adapter: testing::start(adapter, shutdown).await,
         sim,
-        webhook_url,
-        http,
-        _shutdown: shutdown.drop_guard(),
     }
-}
-
-fn request(message_id: &str, to: &str, text: &str) -> pb::SendRequest {
-    pb::SendRequest {
-        message_id: message_id.into(),
-        conversation_id: format!("conv-{message_id}"),
-        recipient_id: to.into(),
-        text: text.into(),
-    }
-}
-
-impl Setup {
-    async fn send(&self, send: pb::SendRequest) -> pb::send_response::Result {
-        let mut request = tonic::Request::new(send);
-        request
-            .metadata_mut()
-            .insert("traceparent", TRACEPARENT.parse().unwrap());
-        self.grpc
-            .clone()
-            .send(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .result
-            .expect("a result")
-    }
-
-    async fn refused(&self, send: pb::SendRequest) -> pb::PlatformError {
-        match self.send(send).await {
-            pb::send_response::Result::Error(e) => e,
-            other => panic!("expected a platform error, got {other:?}"),
-        }
-    }
-
-    async fn events(&self) -> tonic::Streaming<pb::PlatformEvent> {
-        self.grpc
-            .clone()
-            .stream_events(pb::StreamEventsRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-    }
-}
-
-async fn next(stream: &mut tonic::Streaming<pb::PlatformEvent>) -> pb::PlatformEvent {
-    tokio::time::timeout(Duration::from_secs(5), stream.message())
-        .await
-        .expect("an event in time")
-        .expect("a healthy stream")
-        .expect("an open stream")
 }
 
 #[tokio::test]
