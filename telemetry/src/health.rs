@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 /// The gRPC health flag of the consumer services.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,14 +24,19 @@ pub struct HealthArgs {
     pub listen: SocketAddr,
 }
 
-/// Binds and serves health until `shutdown`; returns the bound address.
-pub async fn serve_grpc_health(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
+/// Binds and serves health until `shutdown`; returns the bound address and
+/// the reporter, for services that report on parts of themselves.
+pub async fn serve_grpc_health(
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, HealthReporter)> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding gRPC health on {addr}"))?;
     let bound = listener.local_addr()?;
     let (reporter, service) = tonic_health::server::health_reporter();
     reporter.set_service_status("", ServingStatus::Serving).await;
+    let handed_out = reporter.clone();
     tokio::spawn(async move {
         let stopping = shutdown.clone();
         let flip = async move {
@@ -45,5 +51,5 @@ pub async fn serve_grpc_health(addr: SocketAddr, shutdown: CancellationToken) ->
             tracing::warn!(%error, "gRPC health server stopped");
         }
     });
-    Ok(bound)
+    Ok((bound, handed_out))
 }

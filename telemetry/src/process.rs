@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
+use tonic_health::server::HealthReporter;
 
 use crate::{TelemetryArgs, serve_grpc_health, shutdown_signal};
 
@@ -31,13 +32,24 @@ impl Process<'_> {
         F: FnOnce(CancellationToken) -> Fut,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
+        self.run_with_health(|shutdown, _| service(shutdown)).await
+    }
+
+    /// As [`run`](Self::run), handing the service the health reporter (when
+    /// `health` is set) so it can report on parts of itself.
+    pub async fn run_with_health<F, Fut>(self, service: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(CancellationToken, Option<HealthReporter>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let telemetry = crate::init(self.telemetry)?;
         let shutdown = CancellationToken::new();
         telemetry.serve_metrics(shutdown.clone()).await?;
-        if let Some(addr) = self.health {
-            serve_grpc_health(addr, shutdown.clone()).await?;
-        }
-        let mut task = tokio::spawn(service(shutdown.clone()));
+        let reporter = match self.health {
+            Some(addr) => Some(serve_grpc_health(addr, shutdown.clone()).await?.1),
+            None => None,
+        };
+        let mut task = tokio::spawn(service(shutdown.clone(), reporter));
         tokio::select! {
             () = shutdown_signal() => {}
             // The service ended on its own (a start-up failure, say).

@@ -22,14 +22,15 @@ pub struct SidecarConfig {
     /// Name of this instance in the store's claims.
     #[arg(long, env = "CHAT4ALL_INSTANCE", default_value = "sidecar")]
     pub instance: String,
-    /// Platform calls one message may take, retries included.
-    #[arg(long, env = "CHAT4ALL_MAX_ATTEMPTS", default_value_t = 5)]
+    /// Platform calls one message may take, retries included. Time spent
+    /// waiting on an open breaker is not an attempt.
+    #[arg(long, env = "CHAT4ALL_MAX_ATTEMPTS", default_value_t = 8)]
     pub max_attempts: u32,
     /// The first retry's delay; each next one doubles, with jitter.
     #[arg(long, env = "CHAT4ALL_RETRY_BASE", value_parser = humantime_ms, default_value = "100")]
     pub retry_base: Duration,
     /// The longest delay between two attempts.
-    #[arg(long, env = "CHAT4ALL_RETRY_MAX", value_parser = humantime_ms, default_value = "10000")]
+    #[arg(long, env = "CHAT4ALL_RETRY_MAX", value_parser = humantime_ms, default_value = "30000")]
     pub retry_max: Duration,
     /// How long one Connector.Send may take.
     #[arg(long, env = "CHAT4ALL_SEND_TIMEOUT", value_parser = humantime_ms, default_value = "15000")]
@@ -37,6 +38,21 @@ pub struct SidecarConfig {
     /// Platform calls in flight at once (different conversations).
     #[arg(long, env = "CHAT4ALL_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Sends a second; by default the platform's documented limit, as the
+    /// adapter's Describe reports it.
+    #[arg(long, env = "CHAT4ALL_RATE_PER_SECOND")]
+    pub rate_per_second: Option<f64>,
+    /// Sends allowed at once above the rate; by default a tenth of a
+    /// second's worth.
+    #[arg(long, env = "CHAT4ALL_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+    /// Consecutive transient failures that open the circuit breaker.
+    #[arg(long, env = "CHAT4ALL_BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before a probe (longer if the
+    /// platform's retry-after says so).
+    #[arg(long, env = "CHAT4ALL_BREAKER_OPEN", value_parser = humantime_ms, default_value = "2000")]
+    pub breaker_open: Duration,
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -59,11 +75,15 @@ impl SidecarConfig {
             connector_addr: connector_addr.into(),
             group: None,
             instance: "sidecar".to_owned(),
-            max_attempts: 5,
+            max_attempts: 8,
             retry_base: Duration::from_millis(100),
-            retry_max: Duration::from_secs(10),
+            retry_max: Duration::from_secs(30),
             send_timeout: Duration::from_secs(15),
             max_in_flight: 64,
+            rate_per_second: None,
+            rate_burst: None,
+            breaker_failures: 5,
+            breaker_open: Duration::from_secs(2),
         }
     }
 }

@@ -9,28 +9,40 @@
 //! - [`events`]: follow the adapter's `StreamEvents` and publish receipts to
 //!   `status-updates` and user messages to `inbound`.
 
+pub mod breaker;
 pub mod config;
 mod events;
+mod limiter;
 mod outbound;
 pub mod retry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chat4all_domain::Platform;
 use chat4all_kafka::{ConsumerSettings, KafkaArgs, Producer};
-use chat4all_proto::v1::connector_client::ConnectorClient;
+use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient};
 use chat4all_store::SharedStore;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 
 pub use config::SidecarConfig;
 
 /// Runs the sidecar until `shutdown`: finishes the batch in hand, commits,
-/// flushes.
+/// flushes. With `health`, the breaker's state is reported as the service
+/// `chat4all.sidecar.<platform>.breaker` (NOT_SERVING while open); the
+/// pod's own health stays SERVING, since restarting it would not bring the
+/// platform back.
 pub async fn run(
     config: &SidecarConfig,
     kafka: &KafkaArgs,
     store: SharedStore,
+    health: Option<HealthReporter>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let platform = config.platform;
@@ -38,7 +50,34 @@ pub async fn run(
         .context("connector address")?
         .connect_timeout(Duration::from_secs(2))
         .connect_lazy();
-    let connector = ConnectorClient::new(channel);
+    let mut connector = ConnectorClient::new(channel);
+    let Some(described) = describe(&mut connector, &shutdown).await else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        described.platform == platform.as_str(),
+        "the adapter at {} serves {:?}, not {platform}",
+        config.connector_addr,
+        described.platform
+    );
+    let documented = described.capabilities.map_or(0.0, |c| c.default_rate_per_second);
+    let rate = config.rate_per_second.unwrap_or(documented);
+    let rate = if rate > 0.0 { rate } else { 1.0 };
+    let burst = config
+        .rate_burst
+        .unwrap_or_else(|| (rate / 10.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32);
+    tracing::info!(%platform, rate, burst, "sending at most this many a second");
+    let limiter = limiter::Limiter::new(platform.as_str(), rate, burst);
+    let breaker = Arc::new(Breaker::new(
+        platform.as_str(),
+        BreakerConfig {
+            failure_threshold: config.breaker_failures.max(1),
+            open_for: config.breaker_open,
+        },
+    ));
+    let reporter =
+        health.map(|h| tokio::spawn(report_breaker(h, breaker.clone(), platform, shutdown.clone())));
+
     let topic = platform.outbound_topic();
     let group = config
         .group
@@ -48,16 +87,70 @@ pub async fn run(
     let make = |producer: Producer| {
         let events = events::pump(connector.clone(), producer.clone(), platform, shutdown.clone());
         pump = Some(tokio::spawn(events));
-        outbound::Sender::new(config, connector.clone(), store, producer)
+        outbound::Sender::new(
+            config,
+            connector.clone(),
+            store,
+            producer,
+            limiter,
+            breaker,
+            shutdown.clone(),
+        )
     };
     let settings = ConsumerSettings::new(group, &[topic.as_str()]);
     let consumed = chat4all_kafka::consume(kafka, settings, make, shutdown.clone())
         .await
         .with_context(|| format!("consuming {topic}"));
-    if let Some(pump) = pump {
-        let _ = pump.await;
+    for task in [pump, reporter].into_iter().flatten() {
+        let _ = task.await;
     }
     consumed?;
     tracing::info!(%platform, "sidecar stopped");
     Ok(())
+}
+
+/// Asks the adapter what it serves, until it answers or `shutdown`: in a
+/// pod the adapter container may start after the sidecar.
+async fn describe(
+    connector: &mut ConnectorClient<Channel>,
+    shutdown: &CancellationToken,
+) -> Option<pb::DescribeResponse> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match connector.describe(pb::DescribeRequest {}).await {
+            Ok(answer) => return Some(answer.into_inner()),
+            Err(status) => tracing::info!(%status, "adapter not answering yet"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn report_breaker(
+    health: HealthReporter,
+    breaker: Arc<Breaker>,
+    platform: Platform,
+    shutdown: CancellationToken,
+) {
+    let service = format!("chat4all.sidecar.{platform}.breaker");
+    let mut last = None;
+    loop {
+        let state = breaker.state();
+        if last != Some(state) {
+            let status = if state == BreakerState::Open {
+                ServingStatus::NotServing
+            } else {
+                ServingStatus::Serving
+            };
+            health.set_service_status(&service, status).await;
+            last = Some(state);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
 }

@@ -33,8 +33,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let (config, kafka) = (args.sidecar.clone(), args.kafka.clone());
     process
-        .run(
-            |shutdown| async move { chat4all_connector_sidecar::run(&config, &kafka, store, shutdown).await },
-        )
+        .run_with_health(|shutdown, health| async move {
+            chat4all_connector_sidecar::run(&config, &kafka, store, health, shutdown).await
+        })
         .await
 }

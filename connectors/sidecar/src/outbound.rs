@@ -15,9 +15,12 @@ use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient, send_res
 use chat4all_store::{ClaimOutcome, SharedStore};
 use prost::Message as _;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::SidecarConfig;
+use crate::breaker::Breaker;
+use crate::limiter::Limiter;
 use crate::retry::Backoff;
 
 const HOP: &str = "sidecar";
@@ -33,12 +36,23 @@ pub(crate) struct Sender {
     send_timeout: Duration,
     in_flight: Arc<Semaphore>,
     unconfirmed: Mutex<HashMap<MessageId, Unconfirmed>>,
+    limiter: Limiter,
+    breaker: Arc<Breaker>,
+    shutdown: CancellationToken,
 }
 
 /// How one message's platform calls ended.
 enum Outcome {
     Sent(pb::SendAccepted),
-    Failed { failure: pb::Failure, exhausted: bool },
+    Failed {
+        failure: pb::Failure,
+        exhausted: bool,
+    },
+    /// Shutdown came while the message waited (for a token, the breaker, a
+    /// backoff). `called`: whether any call reached the adapter before.
+    Interrupted {
+        called: bool,
+    },
 }
 
 impl Sender {
@@ -47,8 +61,14 @@ impl Sender {
         connector: ConnectorClient<Channel>,
         store: SharedStore,
         producer: Producer,
+        limiter: Limiter,
+        breaker: Arc<Breaker>,
+        shutdown: CancellationToken,
     ) -> Self {
         Self {
+            limiter,
+            breaker,
+            shutdown,
             platform: config.platform,
             instance: config.instance.clone(),
             connector,
@@ -65,10 +85,12 @@ impl Sender {
         }
     }
 
-    /// Calls the platform through the adapter until it answers for good.
+    /// Calls the platform through the adapter until it answers for good:
+    /// each call waits for a rate-limit token and the breaker's leave.
     async fn deliver(&self, message: &pb::OutboundMessage, traceparent: Option<&str>) -> Outcome {
         let platform = self.platform.as_str();
         let mut attempt = 0;
+        let mut called = false;
         loop {
             attempt += 1;
             let mut request = tonic::Request::new(pb::SendRequest {
@@ -85,90 +107,86 @@ impl Sender {
             if let Some(value) = traceparent.and_then(|t| t.parse().ok()) {
                 request.metadata_mut().insert("traceparent", value);
             }
+            let permit = tokio::select! {
+                () = self.shutdown.cancelled() => return Outcome::Interrupted { called },
+                permit = async {
+                    self.limiter.ready().await;
+                    self.breaker.acquire().await
+                } => permit,
+            };
             let started = Instant::now();
-            let answer = self.connector.clone().send(request).await;
+            called = true;
+            let answer = classify(self.connector.clone().send(request).await);
             metrics::histogram!("chat4all_platform_call_duration_seconds", "platform" => platform)
                 .record(started.elapsed().as_secs_f64());
-            let (error, retry_after) = match answer.map(|r| r.into_inner().result) {
-                Ok(Some(send_response::Result::Accepted(accepted))) => return Outcome::Sent(accepted),
-                Ok(Some(send_response::Result::Error(error))) => {
-                    let kind = pb::PlatformErrorKind::try_from(error.kind)
-                        .unwrap_or(pb::PlatformErrorKind::Transient);
-                    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => error.code.clone())
-                        .increment(1);
-                    if kind == pb::PlatformErrorKind::Permanent {
-                        tracing::warn!(message_id = %message.message_id, code = %error.code, "platform refused the message");
-                        let failure = pb::Failure {
-                            code: error.code,
-                            reason: error.message,
-                        };
-                        return Outcome::Failed {
-                            failure,
-                            exhausted: false,
-                        };
-                    }
-                    let after = error.retry_after.and_then(|d| Duration::try_from(d).ok());
-                    (
-                        pb::Failure {
-                            code: error.code,
-                            reason: error.message,
-                        },
-                        after,
-                    )
+            let (failure, retry_after) = match answer {
+                Answer::Sent(accepted) => {
+                    permit.success();
+                    return Outcome::Sent(accepted);
                 }
-                Ok(None) => (
-                    pb::Failure {
-                        code: "empty_answer".into(),
-                        reason: "adapter answered nothing".into(),
-                    },
-                    None,
-                ),
-                Err(status) => {
-                    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => "adapter_unavailable")
+                Answer::Refused(failure) => {
+                    // The platform is up and said no: not the breaker's business.
+                    permit.success();
+                    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => failure.code.clone())
                         .increment(1);
-                    (
-                        pb::Failure {
-                            code: format!("grpc_{:?}", status.code()).to_lowercase(),
-                            reason: status.message().to_owned(),
-                        },
-                        None,
-                    )
+                    tracing::warn!(message_id = %message.message_id, code = %failure.code, "platform refused the message");
+                    return Outcome::Failed {
+                        failure,
+                        exhausted: false,
+                    };
+                }
+                Answer::Retry { failure, retry_after } => {
+                    if permit.is_probe() {
+                        // The probe tests the platform: its failure costs
+                        // the message that carried it no attempt.
+                        attempt -= 1;
+                    }
+                    permit.failure(retry_after);
+                    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => failure.code.clone())
+                        .increment(1);
+                    (failure, retry_after)
                 }
             };
             if attempt >= self.max_attempts {
                 let reason = format!(
-                    "{} attempts failed; last: {} {}",
-                    attempt, error.code, error.reason
+                    "{attempt} attempts failed; last: {} {}",
+                    failure.code, failure.reason
                 );
+                let failure = pb::Failure {
+                    code: "retries_exhausted".into(),
+                    reason,
+                };
                 return Outcome::Failed {
-                    failure: pb::Failure {
-                        code: "retries_exhausted".into(),
-                        reason,
-                    },
+                    failure,
                     exhausted: true,
                 };
             }
             metrics::counter!("chat4all_platform_retries_total", "platform" => platform).increment(1);
             let delay = self.backoff.delay(attempt, retry_after);
-            tracing::info!(message_id = %message.message_id, attempt, code = %error.code, delay_ms = delay.as_millis() as u64, "platform call failed, retrying");
-            tokio::time::sleep(delay).await;
+            tracing::info!(message_id = %message.message_id, attempt, code = %failure.code,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "platform call failed, retrying");
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Outcome::Interrupted { called },
+                () = tokio::time::sleep(delay) => {}
+            }
         }
     }
 
     /// Delivers one conversation's messages in order. Every outcome is
     /// kept as unconfirmed and its status record enqueued; returns the
-    /// enqueued records to await.
+    /// enqueued records to await, and the messages shutdown interrupted.
     async fn deliver_conversation(
         &self,
         items: Vec<(usize, &Record, MessageId, pb::OutboundMessage)>,
-    ) -> Vec<(MessageId, Result<Delivery, KafkaError>)> {
-        let mut enqueued = Vec::with_capacity(items.len());
+    ) -> Delivered {
+        let mut done = Delivered::default();
         for (_, record, id, message) in items {
-            let outcome = {
+            let outcome = tokio::select! {
+                () = self.shutdown.cancelled() => Outcome::Interrupted { called: false },
                 // The semaphore is never closed: a permit always comes.
-                let _permit = self.in_flight.acquire().await;
-                self.deliver(&message, record.headers.traceparent.as_deref())
-                    .await
+                _permit = self.in_flight.acquire() => {
+                    self.deliver(&message, record.headers.traceparent.as_deref()).await
+                }
             };
             let mut update = pb::StatusUpdate {
                 message_id: message.message_id.clone(),
@@ -193,6 +211,10 @@ impl Sender {
                     update.at = Some(Timestamp::now().into());
                     update.failure = Some(failure);
                 }
+                Outcome::Interrupted { called } => {
+                    done.interrupted.push((id, called));
+                    continue;
+                }
             }
             metrics::counter!("chat4all_sidecar_outcomes_total", "platform" => self.platform.as_str(),
                 "status" => DeliveryStatus::from_proto(update.status).map_or("unknown", DeliveryStatus::as_str))
@@ -202,9 +224,31 @@ impl Sender {
                 headers: record.headers.clone(),
                 dead_letter,
             };
-            enqueued.push((id, self.publish(id, outcome).await));
+            done.enqueued.push((id, self.publish(id, outcome).await));
         }
-        enqueued
+        done
+    }
+
+    /// Shutdown interrupted these: claims of messages never sent go back to
+    /// the store so the redelivered records send them; a message whose call
+    /// may have reached the platform keeps its claim (a second call could
+    /// send it twice) and is logged for an operator.
+    async fn hand_back(&self, interrupted: &[(MessageId, bool)]) -> Result<(), HandlerError> {
+        let never_sent: Vec<MessageId> = interrupted
+            .iter()
+            .filter(|(_, called)| !called)
+            .map(|(id, _)| *id)
+            .collect();
+        for (id, _) in interrupted.iter().filter(|(_, called)| *called) {
+            tracing::warn!(message_id = %id, "stopped after an unanswered platform call; the message stays claimed");
+        }
+        self.store
+            .release_claims(&never_sent, &self.instance)
+            .await
+            .map_err(HandlerError::new)?;
+        metrics::counter!("chat4all_sidecar_claims_released_total", "platform" => self.platform.as_str())
+            .increment(never_sent.len() as u64);
+        Ok(())
     }
 
     /// Keeps the outcome until its status record is acked, and enqueues it.
@@ -240,6 +284,61 @@ impl Sender {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(id);
+    }
+}
+
+/// What a conversation's deliveries left to do.
+#[derive(Default)]
+struct Delivered {
+    enqueued: Vec<(MessageId, Result<Delivery, KafkaError>)>,
+    interrupted: Vec<(MessageId, bool)>,
+}
+
+/// What one Connector.Send answer means for the message.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Sent(pb::SendAccepted),
+    /// Never worth a retry.
+    Refused(pb::Failure),
+    /// Worth another try, not before `retry_after` if given.
+    Retry {
+        failure: pb::Failure,
+        retry_after: Option<Duration>,
+    },
+}
+
+fn classify(answer: Result<tonic::Response<pb::SendResponse>, tonic::Status>) -> Answer {
+    match answer.map(|r| r.into_inner().result) {
+        Ok(Some(send_response::Result::Accepted(accepted))) => Answer::Sent(accepted),
+        Ok(Some(send_response::Result::Error(error))) => {
+            let failure = pb::Failure {
+                code: error.code,
+                reason: error.message,
+            };
+            match pb::PlatformErrorKind::try_from(error.kind) {
+                Ok(pb::PlatformErrorKind::Permanent) => Answer::Refused(failure),
+                _ => Answer::Retry {
+                    failure,
+                    retry_after: error.retry_after.and_then(|d| Duration::try_from(d).ok()),
+                },
+            }
+        }
+        Ok(None) => Answer::Retry {
+            failure: pb::Failure {
+                code: "empty_answer".into(),
+                reason: "the adapter answered nothing".into(),
+            },
+            retry_after: None,
+        },
+        // The adapter itself failed (down, timed out, refused our request):
+        // as transient as a platform 5xx.
+        Err(status) => Answer::Retry {
+            failure: pb::Failure {
+                code: format!("adapter_{:?}", status.code()).to_lowercase(),
+                reason: status.message().to_owned(),
+            },
+            retry_after: None,
+        },
     }
 }
 
@@ -316,7 +415,11 @@ impl BatchHandler for Sender {
                 .map(|items| self.deliver_conversation(items)),
         )
         .await;
-        enqueued.extend(delivered.into_iter().flatten());
+        let mut interrupted = Vec::new();
+        for conversation in delivered {
+            enqueued.extend(conversation.enqueued);
+            interrupted.extend(conversation.interrupted);
+        }
 
         let mut failed = None;
         for (id, delivery) in enqueued {
@@ -340,10 +443,82 @@ impl BatchHandler for Sender {
                 Err(error) => failed = Some(error),
             }
         }
+        if !interrupted.is_empty() {
+            self.hand_back(&interrupted).await?;
+            // Not committed: the records come back after the restart.
+            return Err(HandlerError::new(format!(
+                "{} messages interrupted by shutdown",
+                interrupted.len()
+            )));
+        }
         match failed {
             // The batch is retried; its outcomes are republished from memory.
             Some(error) => Err(HandlerError::new(format!("status not published: {error}"))),
             None => Ok(dead),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(
+        kind: pb::PlatformErrorKind,
+        retry_after_secs: Option<i64>,
+    ) -> Result<tonic::Response<pb::SendResponse>, tonic::Status> {
+        Ok(tonic::Response::new(pb::SendResponse {
+            result: Some(send_response::Result::Error(pb::PlatformError {
+                kind: kind.into(),
+                code: "130429".into(),
+                message: "slow down".into(),
+                retry_after: retry_after_secs.map(prost_types_duration),
+                http_status: 429,
+            })),
+        }))
+    }
+
+    fn prost_types_duration(seconds: i64) -> chat4all_proto::Duration {
+        chat4all_proto::Duration { seconds, nanos: 0 }
+    }
+
+    #[test]
+    fn permanent_refusals_fail_and_everything_else_retries() {
+        assert!(
+            matches!(classify(error(pb::PlatformErrorKind::Permanent, None)), Answer::Refused(f) if f.code == "130429")
+        );
+        assert_eq!(
+            classify(error(pb::PlatformErrorKind::RateLimited, Some(7))),
+            Answer::Retry {
+                failure: pb::Failure {
+                    code: "130429".into(),
+                    reason: "slow down".into()
+                },
+                retry_after: Some(Duration::from_secs(7)),
+            }
+        );
+        assert!(matches!(
+            classify(error(pb::PlatformErrorKind::Transient, None)),
+            Answer::Retry {
+                retry_after: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(error(pb::PlatformErrorKind::Unspecified, None)),
+            Answer::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(Err(tonic::Status::unavailable("connection refused"))),
+            Answer::Retry { failure, .. } if failure.code == "adapter_unavailable"
+        ));
+        let sent = pb::SendAccepted {
+            platform_message_id: "wamid.1".into(),
+            at: None,
+        };
+        let ok = Ok(tonic::Response::new(pb::SendResponse {
+            result: Some(send_response::Result::Accepted(sent.clone())),
+        }));
+        assert_eq!(classify(ok), Answer::Sent(sent));
     }
 }
