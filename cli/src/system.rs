@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chat4all_adapter::BoundAdapter;
 use chat4all_domain::Platform;
 use chat4all_kafka::mock::MockKafka;
 use chat4all_kafka::{KafkaArgs, topics};
@@ -42,6 +43,10 @@ pub struct SystemConfig {
     /// Partitions of each topic.
     #[arg(long, env = "CHAT4ALL_PARTITIONS", default_value_t = 8)]
     pub partitions: i32,
+    /// Sends a second per connector. The simulator has no limit, so the
+    /// default does not throttle; 0 uses each platform's documented limit.
+    #[arg(long, env = "CHAT4ALL_CONNECTOR_RATE", default_value_t = 100_000.0)]
+    pub connector_rate: f64,
     /// Re-publish messages still ACCEPTED after this long.
     #[arg(long, env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
     pub reconcile_after: Duration,
@@ -60,10 +65,76 @@ impl SystemConfig {
             store_listen: any,
             simulator_listen: any,
             partitions: 8,
+            connector_rate: 100_000.0,
             reconcile_after: Duration::from_secs(60),
             reconcile_every: Duration::from_secs(10),
         }
     }
+}
+
+/// Every platform's adapter, bound to free ports, calling the simulator at
+/// `base_url`. Credentials are the adapters' defaults, which are the
+/// simulator's.
+async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAdapter)>> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let api_base_url = base_url.to_owned();
+    Ok(vec![
+        (
+            Platform::WhatsApp,
+            chat4all_whatsapp::bind(chat4all_whatsapp::WhatsAppConfig {
+                api_base_url: api_base_url.clone(),
+                grpc_listen: any,
+                webhook_listen: any,
+                ..Default::default()
+            })
+            .await
+            .context("starting the WhatsApp adapter")?,
+        ),
+        (
+            Platform::Messenger,
+            chat4all_messenger::bind(chat4all_messenger::MessengerConfig {
+                api_base_url: api_base_url.clone(),
+                grpc_listen: any,
+                webhook_listen: any,
+                ..Default::default()
+            })
+            .await
+            .context("starting the Messenger adapter")?,
+        ),
+        (
+            Platform::Instagram,
+            chat4all_instagram::bind(chat4all_instagram::InstagramConfig {
+                api_base_url: api_base_url.clone(),
+                grpc_listen: any,
+                webhook_listen: any,
+                ..Default::default()
+            })
+            .await
+            .context("starting the Instagram adapter")?,
+        ),
+        (
+            Platform::Telegram,
+            chat4all_telegram::bind(chat4all_telegram::TelegramConfig {
+                api_base_url: api_base_url.clone(),
+                grpc_listen: any,
+                webhook_listen: any,
+                ..Default::default()
+            })
+            .await
+            .context("starting the Telegram adapter")?,
+        ),
+        (
+            Platform::Chotot,
+            chat4all_chotot::bind(chat4all_chotot::ChototConfig {
+                api_base_url,
+                grpc_listen: any,
+                webhook_listen: any,
+                ..Default::default()
+            })
+            .await
+            .context("starting the Chotot adapter")?,
+        ),
+    ])
 }
 
 /// The running system.
@@ -112,37 +183,29 @@ impl System {
             })
         }));
 
-        let mut sim_config = SimulatorConfig {
+        // Webhook targets are set once the adapters have their ports.
+        let sim_config = SimulatorConfig {
             listen: config.simulator_listen,
             ..Default::default()
         };
-        sim_config.whatsapp.webhook_url = None;
-        let simulator = Simulator::bind(sim_config.clone())
+        let simulator = Simulator::bind(sim_config)
             .await
             .context("starting the simulator")?;
         let simulator_addr = simulator.local_addr();
         let simulator_handle = simulator.handle();
         tasks.push(("simulator", tokio::spawn(simulator.run(shutdown.clone()))));
 
-        let whatsapp_config = chat4all_whatsapp::WhatsAppConfig {
-            api_base_url: format!("http://{simulator_addr}"),
-            access_token: sim_config.whatsapp.access_token.clone(),
-            app_secret: sim_config.whatsapp.app_secret.clone(),
-            phone_number_id: sim_config.whatsapp.phone_number_id.clone(),
-            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..Default::default()
-        };
-        let adapter = chat4all_whatsapp::bind(whatsapp_config)
-            .await
-            .context("starting the WhatsApp adapter")?;
-        let connector_addr = format!("http://{}", adapter.grpc_addr());
-        simulator_handle.set_webhook_target("whatsapp", format!("http://{}/webhook", adapter.webhook_addr()));
-        tasks.push(("whatsapp-adapter", tokio::spawn(adapter.run(shutdown.clone()))));
+        let adapters = start_adapters(&format!("http://{simulator_addr}")).await?;
+        let mut connectors = Vec::with_capacity(adapters.len());
+        for (platform, adapter) in adapters {
+            simulator_handle.set_webhook_target(platform.as_str(), adapter.webhook_url());
+            connectors.push((platform, format!("http://{}", adapter.grpc_addr())));
+            tasks.push((platform.as_str(), tokio::spawn(adapter.run(shutdown.clone()))));
+        }
 
         let gateway_config = chat4all_api_gateway::GatewayConfig {
             listen: config.gateway_listen,
-            enabled_platforms: vec![Platform::WhatsApp],
+            enabled_platforms: Platform::ALL.to_vec(),
             reconcile_after: config.reconcile_after,
             reconcile_every: config.reconcile_every,
             ..Default::default()
@@ -161,13 +224,17 @@ impl System {
                 chat4all_status_consumer::run(&Default::default(), &kafka, store, shutdown).await
             })
         }));
-        tasks.push(("whatsapp-sidecar", {
-            let sidecar = chat4all_connector_sidecar::SidecarConfig::new(Platform::WhatsApp, connector_addr);
+        for (platform, connector_addr) in connectors {
+            let mut sidecar = chat4all_connector_sidecar::SidecarConfig::new(platform, connector_addr);
+            sidecar.rate_per_second = (config.connector_rate > 0.0).then_some(config.connector_rate);
             let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
-            tokio::spawn(
-                async move { chat4all_connector_sidecar::run(&sidecar, &kafka, store, shutdown).await },
-            )
-        }));
+            tasks.push((
+                "sidecar",
+                tokio::spawn(async move {
+                    chat4all_connector_sidecar::run(&sidecar, &kafka, store, None, shutdown).await
+                }),
+            ));
+        }
 
         Ok(Self {
             gateway_addr,

@@ -40,7 +40,8 @@ pub fn send_request(recipient: &str, text: &str, conversation: &str) -> SendMess
 }
 
 /// Polls GetMessage until the message reaches `status` (or beyond, in state
-/// order) or the time is up; returns the message as last seen.
+/// order; FAILED only when asked for) or the time is up; returns the
+/// message as last seen.
 pub async fn wait_for(
     client: &mut MessagingServiceClient<Channel>,
     message_id: &str,
@@ -57,7 +58,13 @@ pub async fn wait_for(
             .into_inner()
             .message
             .ok_or_else(|| anyhow::anyhow!("no message in the answer"))?;
-        let reached = message.status >= status as i32 && message.status != pb::DeliveryStatus::Failed as i32;
+        let failed = message.status == pb::DeliveryStatus::Failed as i32;
+        // FAILED stands beside the way: reached only when asked for.
+        let reached = if status == pb::DeliveryStatus::Failed {
+            failed
+        } else {
+            !failed && message.status >= status as i32
+        };
         if reached || Instant::now() > deadline {
             return Ok(message);
         }
