@@ -135,3 +135,68 @@ async fn a_poison_record_lands_in_the_dead_letter_topic_and_the_consumer_goes_on
     );
     t.system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_platform_takes_its_messages_to_its_own_final_state() {
+    let t = TestSystem::start().await.unwrap();
+    let mut client = t.client().await.unwrap();
+    // Receipts where the platform has them; Telegram and Chotot have none,
+    // so their messages end at SENT.
+    let cases = [
+        ("whatsapp:15551234567", pb::DeliveryStatus::Read),
+        ("messenger:24000000000000001", pb::DeliveryStatus::Read),
+        ("instagram:17841400000000009", pb::DeliveryStatus::Read),
+        ("telegram:123456789", pb::DeliveryStatus::Sent),
+        ("chotot:ch-1001", pb::DeliveryStatus::Sent),
+    ];
+    let mut sent = Vec::new();
+    for (recipient, _) in cases {
+        let req = send_request(recipient, &format!("hello {recipient}"), "");
+        sent.push(client.send_message(req).await.unwrap().into_inner().message_id);
+    }
+    for ((recipient, final_state), id) in cases.iter().zip(&sent) {
+        let m = wait_for(&mut client, id, *final_state, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(m.status, *final_state as i32, "{recipient}: {m:?}");
+        assert!(!m.platform_message_id.is_empty(), "{recipient}: {m:?}");
+        let platform = recipient.split(':').next().unwrap();
+        let calls = t.system.simulator.received(platform);
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.text == format!("hello {recipient}"))
+                .count(),
+            1,
+            "{recipient}"
+        );
+    }
+    // Instagram has read receipts only: no DELIVERED state is ever reported.
+    let instagram = wait_for(
+        &mut client,
+        &sent[2],
+        pb::DeliveryStatus::Read,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(
+        instagram
+            .history
+            .iter()
+            .all(|h| h.status != pb::DeliveryStatus::Delivered as i32),
+        "{instagram:?}"
+    );
+    // Telegram never moves past SENT, even given time.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let telegram = wait_for(
+        &mut client,
+        &sent[3],
+        pb::DeliveryStatus::Sent,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(telegram.status, pb::DeliveryStatus::Sent as i32);
+    t.system.stop().await.unwrap();
+}
