@@ -81,8 +81,20 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> std::process::ExitCode {
+    // One line a cause, never a backtrace: the CLI's errors are the user's
+    // to read (a refused request, an unreachable gateway).
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat4all: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Dev { system, telemetry } => {
             let telemetry = chat4all_telemetry::init(&telemetry)?;
             let system = System::start(system).await?;
