@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chat4all_adapter::BoundAdapter;
+use chat4all_adapter::{AdapterArgs, BoundAdapter};
 use chat4all_domain::Platform;
 use chat4all_kafka::mock::MockKafka;
 use chat4all_kafka::{KafkaArgs, topics};
@@ -77,14 +77,19 @@ impl SystemConfig {
 /// simulator's.
 async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAdapter)>> {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let api_base_url = base_url.to_owned();
+    // Every adapter serves on free ports, so only the base URL differs from
+    // the defaults; each platform keeps its own credentials' defaults.
+    let serve = AdapterArgs {
+        api_base_url: base_url.to_owned(),
+        grpc_listen: any,
+        webhook_listen: any,
+        ..Default::default()
+    };
     Ok(vec![
         (
             Platform::WhatsApp,
             chat4all_whatsapp::bind(chat4all_whatsapp::WhatsAppConfig {
-                api_base_url: api_base_url.clone(),
-                grpc_listen: any,
-                webhook_listen: any,
+                serve: serve.clone(),
                 ..Default::default()
             })
             .await
@@ -93,9 +98,7 @@ async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAd
         (
             Platform::Messenger,
             chat4all_messenger::bind(chat4all_messenger::MessengerConfig {
-                api_base_url: api_base_url.clone(),
-                grpc_listen: any,
-                webhook_listen: any,
+                serve: serve.clone(),
                 ..Default::default()
             })
             .await
@@ -104,9 +107,7 @@ async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAd
         (
             Platform::Instagram,
             chat4all_instagram::bind(chat4all_instagram::InstagramConfig {
-                api_base_url: api_base_url.clone(),
-                grpc_listen: any,
-                webhook_listen: any,
+                serve: serve.clone(),
                 ..Default::default()
             })
             .await
@@ -115,9 +116,7 @@ async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAd
         (
             Platform::Telegram,
             chat4all_telegram::bind(chat4all_telegram::TelegramConfig {
-                api_base_url: api_base_url.clone(),
-                grpc_listen: any,
-                webhook_listen: any,
+                serve: serve.clone(),
                 ..Default::default()
             })
             .await
@@ -126,9 +125,7 @@ async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAd
         (
             Platform::Chotot,
             chat4all_chotot::bind(chat4all_chotot::ChototConfig {
-                api_base_url,
-                grpc_listen: any,
-                webhook_listen: any,
+                serve,
                 ..Default::default()
             })
             .await

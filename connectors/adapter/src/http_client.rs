@@ -2,10 +2,45 @@
 //! ring provider (reqwest's `rustls-no-provider` keeps aws-lc out of the
 //! build), and timeouts from configuration so a platform that stops
 //! answering costs a bounded wait, which the sidecar then retries.
+//!
+//! [`send_json`] is the one send call every adapter makes: JSON body,
+//! `traceparent` along, and a refusal told apart from no answer.
 
 use std::time::Duration;
 
-use crate::AdapterError;
+use bytes::Bytes;
+use chat4all_proto::v1 as pb;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::{RequestBuilder, StatusCode};
+use serde::Serialize;
+
+use crate::{AdapterError, graph};
+
+/// Sends `body` as JSON on `call` (the platform's URL and credentials
+/// already set), with the message's W3C `traceparent` so the platform call
+/// joins its trace. A 2xx gives the answer's body, `None` if it could not
+/// be read: the platform took the message, so an unreadable answer must not
+/// become a retry that sends it twice. Anything else is the platform's
+/// refusal as `refusal` reads it, or no answer as the kit's transport error.
+pub async fn send_json<B: Serialize + ?Sized>(
+    call: RequestBuilder,
+    body: &B,
+    traceparent: Option<&str>,
+    refusal: impl FnOnce(StatusCode, &HeaderMap, &[u8]) -> pb::PlatformError,
+) -> Result<Option<Bytes>, pb::PlatformError> {
+    let mut call = call.header(CONTENT_TYPE, "application/json").json(body);
+    if let Some(traceparent) = traceparent {
+        call = call.header(chat4all_telemetry::trace_context::TRACEPARENT, traceparent);
+    }
+    let response = call.send().await.map_err(|e| graph::transport_error(&e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.map_err(|e| graph::transport_error(&e));
+    if !status.is_success() {
+        return Err(refusal(status, &headers, bytes.as_deref().unwrap_or_default()));
+    }
+    Ok(bytes.ok())
+}
 
 /// Timeouts and identity of the outbound client.
 #[derive(Debug, Clone, PartialEq, Eq)]

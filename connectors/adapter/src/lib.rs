@@ -19,6 +19,8 @@
 //! - [`meta`]: the Send API and `messaging` webhooks Messenger and Instagram
 //!   share, so each of them is a descriptor and a config struct.
 //! - `testing` (feature `test-util`): the harness adapters' tests share.
+//! - [`args`]: the flags every adapter takes to reach its platform and to
+//!   serve ([`AdapterArgs`]), flattened into each platform's config.
 //! - [`server`]: `bind` both listeners, then `run` until a
 //!   `CancellationToken` fires.
 //!
@@ -27,6 +29,7 @@
 //!
 //! [`pb::PlatformEvent`]: chat4all_proto::v1::PlatformEvent
 
+pub mod args;
 pub mod error;
 pub mod events;
 pub mod graph;
@@ -42,6 +45,7 @@ pub mod testing;
 pub mod time;
 pub mod webhook;
 
+pub use args::{AdapterArgs, InvalidArg};
 pub use error::AdapterError;
 pub use http_client::{HttpClientConfig, build_http_client, install_crypto_provider};
 pub use platform::{Operation, PlatformAdapter, WebhookParseError, unsupported};

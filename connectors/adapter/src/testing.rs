@@ -1,21 +1,27 @@
 //! Test harness for adapters (feature `test-util`): run a bound adapter in
 //! the background, talk to it through a real tonic `Connector` client and
 //! post to its webhook over real HTTP, the way the sidecar and the platform
-//! do. Written once so every adapter's tests against the simulator share it.
+//! do. [`against_simulator`] starts the simulator and an adapter calling it
+//! on free ports. Written once so every adapter's tests against the
+//! simulator share it.
 //!
 //! These helpers panic on failure with a message saying what was expected:
 //! they are test code, and a panic is how a test fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
 use std::time::Duration;
 
 use chat4all_proto::v1 as pb;
+use chat4all_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use pb::connector_client::ConnectorClient;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::Channel;
 
-use crate::BoundAdapter;
+use crate::{AdapterArgs, BoundAdapter};
 
 /// A W3C context the tests send with every call.
 pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -52,6 +58,59 @@ pub async fn start(adapter: BoundAdapter, shutdown: CancellationToken) -> Runnin
         http: reqwest::Client::new(),
         _shutdown: shutdown.drop_guard(),
     }
+}
+
+/// An adapter and the simulator it calls, both running until this drops.
+#[derive(Debug)]
+pub struct AgainstSimulator {
+    pub adapter: RunningAdapter,
+    pub sim: SimulatorHandle,
+}
+
+// Tests mostly talk to the adapter; `s.sim` reaches the platform's side.
+impl Deref for AgainstSimulator {
+    type Target = RunningAdapter;
+    fn deref(&self) -> &RunningAdapter {
+        &self.adapter
+    }
+}
+
+/// Starts the simulator (`sim`, on a free port), then the adapter `bind`
+/// makes from [`AdapterArgs`] pointing at it on free ports, and points the
+/// simulator's webhooks for that platform at the adapter. Both sides keep
+/// their one-machine default credentials otherwise: they must match.
+pub async fn against_simulator<F, Fut>(sim: SimulatorConfig, bind: F) -> AgainstSimulator
+where
+    F: FnOnce(AdapterArgs) -> Fut,
+    Fut: Future<Output = anyhow::Result<BoundAdapter>>,
+{
+    let shutdown = CancellationToken::new();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let simulator = Simulator::bind(SimulatorConfig { listen: any, ..sim })
+        .await
+        .expect("the simulator binds");
+    let bound = bind(AdapterArgs {
+        api_base_url: simulator.base_url(),
+        grpc_listen: any,
+        webhook_listen: any,
+        ..AdapterArgs::default()
+    })
+    .await
+    .expect("the adapter binds");
+    let handle = simulator.handle();
+    handle.set_webhook_target(bound.platform(), bound.webhook_url());
+    tokio::spawn(simulator.run(shutdown.clone()));
+    AgainstSimulator {
+        adapter: start(bound, shutdown).await,
+        sim: handle,
+    }
+}
+
+/// `T`'s flags parsed from `args` (the program name first), as a binary
+/// that flattens `T` into its command line parses them.
+pub fn parse_flags<T: clap::Args + clap::FromArgMatches>(args: &[&str]) -> Result<T, clap::Error> {
+    let matches = T::augment_args(clap::Command::new("test")).try_get_matches_from(args)?;
+    T::from_arg_matches(&matches)
 }
 
 /// A send request whose conversation is `conv-<message_id>`.

@@ -19,10 +19,11 @@
 
 use std::time::SystemTime;
 
+use chat4all_adapter::http_client::send_json;
 use chat4all_adapter::{HttpClientConfig, build_http_client, graph};
 use chat4all_proto::v1 as pb;
 use pb::PlatformErrorKind as Kind;
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -173,15 +174,17 @@ pub fn send_error(http_status: StatusCode, headers: &HeaderMap, body: &[u8]) -> 
 impl ChototClient {
     /// A client for `config`'s project, with its timeout.
     pub fn new(config: &ChototConfig) -> Result<Self, ChototError> {
-        let http = build_http_client(&HttpClientConfig::with_request_timeout(config.request_timeout))?;
-        let base = Url::parse(&config.api_base_url).map_err(|_| ChototError::InvalidConfig {
+        let http = build_http_client(&HttpClientConfig::with_request_timeout(
+            config.serve.request_timeout,
+        ))?;
+        let base = Url::parse(&config.serve.api_base_url).map_err(|_| ChototError::InvalidConfig {
             field: "api_base_url",
             reason: "must be an http(s) URL".to_owned(),
         })?;
         Ok(Self {
             http,
             base,
-            project_uuid: config.project_uuid.clone(),
+            project_uuid: config.project_uuid.expose().to_owned(),
             service: config.service.clone(),
             sender_id: config.sender_id.clone(),
         })
@@ -220,22 +223,9 @@ impl ChototClient {
             message: &request.text,
             kind: "text",
         };
-        let mut call = self
-            .call(reqwest::Method::POST, self.url(&["messages"]))
-            .header(CONTENT_TYPE, "application/json")
-            .json(&body);
-        if let Some(traceparent) = traceparent {
-            call = call.header(chat4all_telemetry::trace_context::TRACEPARENT, traceparent);
-        }
-        let response = call.send().await.map_err(|e| graph::transport_error(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| graph::transport_error(&e));
-        if !status.is_success() {
-            return Err(send_error(status, &headers, bytes.as_deref().unwrap_or_default()));
-        }
-        let created = bytes
-            .ok()
+        let call = self.call(reqwest::Method::POST, self.url(&["messages"]));
+        let created = send_json(call, &body, traceparent, send_error)
+            .await?
             .and_then(|b| serde_json::from_slice::<Created>(&b).ok());
         let (platform_message_id, at) = match created {
             Some(c) => (

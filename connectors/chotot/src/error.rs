@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use chat4all_adapter::AdapterError;
+use chat4all_adapter::{AdapterError, InvalidArg};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -49,6 +49,15 @@ pub enum ChototError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl From<InvalidArg> for ChototError {
+    fn from(e: InvalidArg) -> Self {
+        Self::InvalidConfig {
+            field: e.field,
+            reason: e.reason.to_owned(),
+        }
+    }
 }
 
 impl From<ChototError> for Status {

@@ -12,7 +12,7 @@
 //! SENT.
 //!
 //! # Layout
-//! - [`config`]: flags and environment (`CHAT4ALL_CHOTOT_*`).
+//! - [`config`]: flags and environment (the kit's, and `CHAT4ALL_CHOTOT_*`).
 //! - [`client`]: the chat-api calls and their wire shapes.
 //! - [`webhook`]: message events into events, echoes dropped.
 //! - [`error`]: this crate's errors, and their one mapping to `Status`.
@@ -27,7 +27,7 @@ pub mod webhook;
 
 use async_trait::async_trait;
 pub use chat4all_adapter::BoundAdapter;
-use chat4all_adapter::{PlatformAdapter, Secret, ServeConfig, SignatureScheme, WebhookParseError};
+use chat4all_adapter::{PlatformAdapter, SignatureScheme, WebhookParseError};
 use chat4all_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -82,7 +82,7 @@ impl Chotot {
             signature: SignatureScheme::HmacSha256Hex {
                 header: SIGNATURE_HEADER,
                 prefix: "",
-                secret: Secret::from(config.webhook_secret.as_str()),
+                secret: config.webhook_secret.clone(),
             },
             sender_id: config.sender_id.trim().to_owned(),
         })
@@ -139,18 +139,10 @@ impl PlatformAdapter for Chotot {
 /// tells a bad configuration from a port in use).
 pub async fn bind(config: ChototConfig) -> anyhow::Result<BoundAdapter> {
     let adapter = Chotot::new(&config)?;
-    if config.uses_dev_credentials() {
-        tracing::warn!(platform = PLATFORM, "using the one-machine default credentials");
-    }
-    let serve = ServeConfig {
-        grpc_listen: config.grpc_listen,
-        webhook_listen: config.webhook_listen,
-        event_queue_capacity: config.event_queue_capacity,
-        ..ServeConfig::default()
-    };
-    Ok(chat4all_adapter::bind(adapter, serve)
+    config
+        .serve
+        .bind::<_, ChototError>(adapter, config.uses_dev_credentials())
         .await
-        .map_err(ChototError::from)?)
 }
 
 /// [`bind`], then serve until `shutdown` fires.

@@ -7,47 +7,30 @@
 
 use std::time::Duration;
 
-use chat4all_adapter::Secret;
 use chat4all_adapter::signature::sign_hmac_sha256_hex;
-use chat4all_adapter::testing::{self, RunningAdapter, TRACEPARENT, inbound, next_event, request};
+use chat4all_adapter::testing::{self, AgainstSimulator, TRACEPARENT, inbound, next_event, request};
+use chat4all_adapter::{AdapterArgs, Secret};
 use chat4all_chotot::ChototConfig;
 use chat4all_chotot::config::{DEFAULT_SENDER_ID, DEFAULT_WEBHOOK_SECRET};
 use chat4all_proto::v1 as pb;
-use chat4all_simulator::{InjectedFailure, Simulator, SimulatorConfig, SimulatorHandle};
+use chat4all_simulator::{InjectedFailure, SimulatorConfig, SimulatorHandle};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-struct Setup {
-    adapter: RunningAdapter,
-    sim: SimulatorHandle,
-}
-
-async fn setup_with(config: impl FnOnce(ChototConfig) -> ChototConfig) -> Setup {
-    let shutdown = CancellationToken::new();
-    let simulator = Simulator::bind(SimulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..SimulatorConfig::default()
+async fn setup_with(config: impl FnOnce(ChototConfig) -> ChototConfig) -> AgainstSimulator {
+    testing::against_simulator(SimulatorConfig::default(), |serve| {
+        chat4all_chotot::bind(config(ChototConfig {
+            serve: AdapterArgs {
+                request_timeout: Duration::from_secs(5),
+                ..serve
+            },
+            ..ChototConfig::default()
+        }))
     })
     .await
-    .unwrap();
-    // Both sides keep their one-machine default credentials: they must match.
-    let config = config(ChototConfig {
-        api_base_url: simulator.base_url(),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        webhook_listen: "127.0.0.1:0".parse().unwrap(),
-        request_timeout: Duration::from_secs(5),
-        ..ChototConfig::default()
-    });
-    let bound = chat4all_chotot::bind(config).await.unwrap();
-    let sim = simulator.handle();
-    sim.set_webhook_target("chotot", bound.webhook_url());
-    tokio::spawn(simulator.run(shutdown.clone()));
-    let adapter = testing::start(bound, shutdown).await;
-    Setup { adapter, sim }
 }
 
-async fn setup() -> Setup {
+async fn setup() -> AgainstSimulator {
     setup_with(|c| c).await
 }
 

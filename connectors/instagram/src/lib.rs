@@ -59,8 +59,10 @@ fn unsupported_reason(operation: Operation) -> &'static str {
 /// adapter ready to run. The error is an [`InstagramError`] (`downcast_ref`
 /// tells a bad configuration from a port in use).
 pub async fn bind(config: InstagramConfig) -> anyhow::Result<BoundAdapter> {
-    config.validate()?;
-    config.parts().bind(&INSTAGRAM).await
+    config
+        .meta
+        .bind(&INSTAGRAM, &config.serve, InstagramConfig::DEFAULT_ACCESS_TOKEN)
+        .await
 }
 
 /// [`bind`], then serve until `shutdown` fires.

@@ -7,42 +7,33 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat4all_adapter::testing::{
-    self, RunningAdapter, TRACEPARENT, inbound, next_event, no_event_within, receipt, request,
+    self, AgainstSimulator, RunningAdapter, TRACEPARENT, inbound, next_event, no_event_within, receipt,
+    request,
 };
 use chat4all_instagram::InstagramConfig;
 use chat4all_proto::v1 as pb;
-use chat4all_simulator::{
-    InjectedFailure, MetaMessagingSimConfig, Simulator, SimulatorConfig, SimulatorHandle,
-};
+use chat4all_simulator::{InjectedFailure, MetaMessagingSimConfig, SimulatorConfig, SimulatorHandle};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const IGSID: &str = "6543210987654321";
 const ACCOUNT: &str = "17841400000000001";
 
 async fn setup() -> (RunningAdapter, SimulatorHandle) {
-    let shutdown = CancellationToken::new();
-    let simulator = Simulator::bind(SimulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+    let sim = SimulatorConfig {
         instagram: MetaMessagingSimConfig {
             receipt_delay: Duration::from_millis(2),
             ..MetaMessagingSimConfig::instagram()
         },
         ..SimulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let config = InstagramConfig {
-        api_base_url: simulator.base_url(),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        webhook_listen: "127.0.0.1:0".parse().unwrap(),
-        ..InstagramConfig::default()
     };
-    let adapter = chat4all_instagram::bind(config).await.unwrap();
-    let sim = simulator.handle();
-    sim.set_webhook_target("instagram", adapter.webhook_url());
-    tokio::spawn(simulator.run(shutdown.clone()));
-    (testing::start(adapter, shutdown).await, sim)
+    let AgainstSimulator { adapter, sim } = testing::against_simulator(sim, |serve| {
+        chat4all_instagram::bind(InstagramConfig {
+            serve,
+            ..InstagramConfig::default()
+        })
+    })
+    .await;
+    (adapter, sim)
 }
 
 fn instagram(event: serde_json::Value) -> Vec<u8> {

@@ -1,19 +1,64 @@
-//! The Messenger adapter's configuration, from `--messenger-…` flags or
-//! `CHAT4ALL_MESSENGER_*` environment variables; the struct itself is the
-//! kit's, shared by every Meta platform. The defaults run on one machine
-//! against the platform simulator, whose default page token is
+//! The Messenger adapter's configuration, from flags or environment
+//! variables: the kit's [`AdapterArgs`] (`--api-base-url`, `--grpc-listen`,
+//! …) and [`MetaArgs`] (`--access-token`, `--app-secret`, …), whose
+//! environment names the platform (`CHAT4ALL_MESSENGER_ACCESS_TOKEN`) so a
+//! mounted secret says whose it is. The defaults run on one machine against
+//! the platform simulator, whose default page token is
 //! [`MessengerConfig::DEFAULT_ACCESS_TOKEN`].
 
-chat4all_adapter::meta_config! {
-    /// How to reach Messenger (the page's Send API) and where to serve.
-    /// `Debug` hides the credentials.
-    MessengerConfig {
-        platform: crate::MESSENGER,
-        prefix: "messenger",
-        env: "MESSENGER",
-        access_token: "chat4all-dev-page-access-token",
-        grpc_listen: "127.0.0.1:50062",
-        webhook_listen: "127.0.0.1:8062",
+use chat4all_adapter::AdapterArgs;
+use chat4all_adapter::meta::config::MetaArgs;
+
+use crate::{MESSENGER, MessengerError};
+
+/// How to reach Messenger (the page's Send API) and where to serve.
+/// On one machine it listens on 50062 (gRPC) and 8062 (webhooks), where the
+/// simulator posts. `Debug` hides the credentials.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(
+    mut_arg("grpc_listen", |a| a.default_value("127.0.0.1:50062")),
+    mut_arg("webhook_listen", |a| a.default_value("127.0.0.1:8062")),
+    mut_arg("api_version", |a| a.env("CHAT4ALL_MESSENGER_API_VERSION")),
+    mut_arg("access_token", |a| {
+        a.env("CHAT4ALL_MESSENGER_ACCESS_TOKEN")
+            .default_value(MessengerConfig::DEFAULT_ACCESS_TOKEN)
+    }),
+    mut_arg("app_secret", |a| a.env("CHAT4ALL_MESSENGER_APP_SECRET")),
+    mut_arg("verify_token", |a| a.env("CHAT4ALL_MESSENGER_VERIFY_TOKEN")),
+    mut_arg("sent_index_capacity", |a| a.env("CHAT4ALL_MESSENGER_SENT_INDEX_CAPACITY"))
+)]
+pub struct MessengerConfig {
+    /// The Graph API's base URL (the simulator on one machine,
+    /// https://graph.facebook.com in production), the listeners and limits.
+    #[command(flatten)]
+    pub serve: AdapterArgs,
+    /// The Graph API version and the credentials.
+    #[command(flatten)]
+    pub meta: MetaArgs,
+}
+
+impl Default for MessengerConfig {
+    fn default() -> Self {
+        Self {
+            serve: AdapterArgs::on_ports(50062, 8062),
+            meta: MetaArgs::with_access_token(Self::DEFAULT_ACCESS_TOKEN),
+        }
+    }
+}
+
+impl MessengerConfig {
+    /// The one-machine default access token.
+    pub const DEFAULT_ACCESS_TOKEN: &'static str = "chat4all-dev-page-access-token";
+
+    /// Refuses a configuration that could not work, before any port is
+    /// bound.
+    pub fn validate(&self) -> Result<(), MessengerError> {
+        self.meta.validate(&MESSENGER, &self.serve)
+    }
+
+    /// Whether a credential is still the one-machine default.
+    pub fn uses_dev_credentials(&self) -> bool {
+        self.meta.uses_dev_credentials(Self::DEFAULT_ACCESS_TOKEN)
     }
 }
 
@@ -23,44 +68,43 @@ mod tests {
     use std::time::Duration;
 
     use chat4all_adapter::meta::MetaError;
-    use clap::Parser;
+    use chat4all_adapter::testing::parse_flags;
 
     use super::*;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        config: MessengerConfig,
-    }
-
     #[test]
     fn flag_defaults_are_the_default_and_flags_override() {
-        let parsed = Cli::try_parse_from(["chat4all-messenger"]).unwrap().config;
+        let parsed = parse_flags::<MessengerConfig>(&["chat4all-messenger"]).unwrap();
         assert_eq!(parsed, MessengerConfig::default());
         assert!(parsed.validate().is_ok());
-        assert_eq!(parsed.grpc_listen.port(), 50062);
-        assert_eq!(parsed.webhook_listen.port(), 8062);
+        assert_eq!(parsed.serve.grpc_listen.port(), 50062);
+        assert_eq!(parsed.serve.webhook_listen.port(), 8062);
         assert_eq!(
-            parsed.parts().settings.messages_url(),
+            parsed.meta.settings(&parsed.serve).messages_url(),
             "http://127.0.0.1:9100/v21.0/me/messages"
         );
 
-        let parsed = Cli::try_parse_from([
+        let parsed = parse_flags::<MessengerConfig>(&[
             "x",
-            "--messenger-api-base-url=https://graph.facebook.com/",
-            "--messenger-request-timeout=250ms",
-            "--messenger-access-token=EAAB",
+            "--api-base-url=https://graph.facebook.com/",
+            "--request-timeout=250ms",
+            "--access-token=EAAB",
         ])
-        .unwrap()
-        .config;
-        assert_eq!(parsed.request_timeout, Duration::from_millis(250));
-        assert_eq!(parsed.access_token.expose(), "EAAB");
-        assert!(!parsed.uses_dev_credentials() || parsed.app_secret.expose() == "chat4all-dev-app-secret");
-        assert!(Cli::try_parse_from(["x", "--messenger-request-timeout=soon"]).is_err());
+        .unwrap();
+        assert_eq!(parsed.serve.request_timeout, Duration::from_millis(250));
+        assert_eq!(parsed.meta.access_token.expose(), "EAAB");
+        assert!(
+            !parsed.uses_dev_credentials() || parsed.meta.app_secret.expose() == "chat4all-dev-app-secret"
+        );
+        assert!(parse_flags::<MessengerConfig>(&["x", "--request-timeout=soon"]).is_err());
 
+        let base = MessengerConfig::default();
         let bad = MessengerConfig {
-            api_base_url: "localhost:9100".into(),
-            ..MessengerConfig::default()
+            serve: AdapterArgs {
+                api_base_url: "localhost:9100".into(),
+                ..base.serve.clone()
+            },
+            ..base
         };
         assert!(matches!(
             bad.validate(),

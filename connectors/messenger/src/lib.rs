@@ -57,8 +57,10 @@ fn unsupported_reason(operation: Operation) -> &'static str {
 /// adapter ready to run. The error is a [`MessengerError`] (`downcast_ref`
 /// tells a bad configuration from a port in use).
 pub async fn bind(config: MessengerConfig) -> anyhow::Result<BoundAdapter> {
-    config.validate()?;
-    config.parts().bind(&MESSENGER).await
+    config
+        .meta
+        .bind(&MESSENGER, &config.serve, MessengerConfig::DEFAULT_ACCESS_TOKEN)
+        .await
 }
 
 /// [`bind`], then serve until `shutdown` fires.

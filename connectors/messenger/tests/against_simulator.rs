@@ -6,49 +6,41 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chat4all_adapter::Secret;
 use chat4all_adapter::signature::sign_hmac_sha256_hex;
 use chat4all_adapter::testing::{
-    self, RunningAdapter, TRACEPARENT, inbound, next_event, no_event_within, receipt, request,
+    self, AgainstSimulator, RunningAdapter, TRACEPARENT, inbound, next_event, no_event_within, receipt,
+    request,
 };
+use chat4all_adapter::{AdapterArgs, Secret};
 use chat4all_messenger::MessengerConfig;
 use chat4all_proto::v1 as pb;
-use chat4all_simulator::{
-    InjectedFailure, MetaMessagingSimConfig, Simulator, SimulatorConfig, SimulatorHandle,
-};
+use chat4all_simulator::{InjectedFailure, MetaMessagingSimConfig, SimulatorConfig, SimulatorHandle};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const PSID: &str = "24680135790";
 const PAGE: &str = "100000000000010";
 
 async fn setup(request_timeout: Duration) -> (RunningAdapter, SimulatorHandle) {
-    let shutdown = CancellationToken::new();
-    let simulator = Simulator::bind(SimulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+    let sim = SimulatorConfig {
         messenger: MetaMessagingSimConfig {
             receipt_delay: Duration::from_millis(2),
             ..MetaMessagingSimConfig::messenger()
         },
         ..SimulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    // Both sides keep their one-machine default credentials: they must match.
-    let config = MessengerConfig {
-        api_base_url: simulator.base_url(),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        webhook_listen: "127.0.0.1:0".parse().unwrap(),
-        request_timeout,
-        ..MessengerConfig::default()
     };
-    let adapter = chat4all_messenger::bind(config).await.unwrap();
-    let sim = simulator.handle();
-    sim.set_webhook_target("messenger", adapter.webhook_url());
+    let AgainstSimulator { adapter, sim } = testing::against_simulator(sim, |serve| {
+        chat4all_messenger::bind(MessengerConfig {
+            serve: AdapterArgs {
+                request_timeout,
+                ..serve
+            },
+            ..MessengerConfig::default()
+        })
+    })
+    .await;
     // Deterministic receipts: watermarks only, unless a test says otherwise.
     sim.set_delivery_mids("messenger", 0.0).unwrap();
-    tokio::spawn(simulator.run(shutdown.clone()));
-    (testing::start(adapter, shutdown).await, sim)
+    (adapter, sim)
 }
 
 fn now_ms() -> u64 {

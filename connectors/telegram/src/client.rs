@@ -15,11 +15,12 @@
 
 use std::time::{Duration, SystemTime};
 
+use chat4all_adapter::http_client::send_json;
 use chat4all_adapter::{HttpClientConfig, Secret, build_http_client, graph};
 use chat4all_proto::v1 as pb;
 use pb::PlatformErrorKind as Kind;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::webhook::Id;
@@ -132,8 +133,10 @@ pub struct TelegramClient {
 impl TelegramClient {
     /// A client for `config`'s bot, with its timeout.
     pub fn new(config: &TelegramConfig) -> Result<Self, TelegramError> {
-        let http = build_http_client(&HttpClientConfig::with_request_timeout(config.request_timeout))
-            .map_err(TelegramError::from)?;
+        let http = build_http_client(&HttpClientConfig::with_request_timeout(
+            config.serve.request_timeout,
+        ))
+        .map_err(TelegramError::from)?;
         Ok(Self {
             http,
             send_url: Secret::new(config.method_url("sendMessage")),
@@ -150,27 +153,9 @@ impl TelegramClient {
             chat_id: ChatId::parse(&request.recipient_id),
             text: &request.text,
         };
-        let mut call = self
-            .http
-            .post(self.send_url.expose())
-            .header(CONTENT_TYPE, "application/json")
-            .json(&body);
-        if let Some(traceparent) = traceparent {
-            call = call.header(chat4all_telemetry::trace_context::TRACEPARENT, traceparent);
-        }
-        let response = call.send().await.map_err(|e| graph::transport_error(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| graph::transport_error(&e));
-        if !status.is_success() {
-            return Err(telegram_error(
-                status,
-                &headers,
-                bytes.as_deref().unwrap_or_default(),
-            ));
-        }
-        let sent = bytes
-            .ok()
+        let call = self.http.post(self.send_url.expose());
+        let sent = send_json(call, &body, traceparent, telegram_error)
+            .await?
             .and_then(|b| serde_json::from_slice::<Answer>(&b).ok())
             .and_then(|a| a.result);
         // A 2xx is a message Telegram took: an unreadable body must not turn

@@ -2,7 +2,7 @@
 //! is not here: it is a `PlatformError` value (see [`crate::client`]),
 //! because the sidecar, not the adapter, decides whether to retry.
 
-use chat4all_adapter::AdapterError;
+use chat4all_adapter::{AdapterError, InvalidArg};
 
 /// The Telegram adapter's errors.
 #[derive(Debug, thiserror::Error)]
@@ -11,4 +11,13 @@ pub enum TelegramError {
     InvalidConfig { field: &'static str, reason: String },
     #[error(transparent)]
     Adapter(#[from] AdapterError),
+}
+
+impl From<InvalidArg> for TelegramError {
+    fn from(e: InvalidArg) -> Self {
+        Self::InvalidConfig {
+            field: e.field,
+            reason: e.reason.to_owned(),
+        }
+    }
 }

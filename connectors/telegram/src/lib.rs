@@ -10,7 +10,7 @@
 //! a redelivered update is dropped by its `update_id`.
 //!
 //! # Layout
-//! - [`config`]: flags and environment (`CHAT4ALL_TELEGRAM_*`).
+//! - [`config`]: flags and environment (the kit's, and `CHAT4ALL_TELEGRAM_*`).
 //! - [`client`]: the send call and the mapping of Telegram's refusals.
 //! - [`webhook`]: updates into events, and the window of seen `update_id`s.
 //! - [`error`]: this crate's errors.
@@ -25,7 +25,7 @@ pub mod webhook;
 
 use async_trait::async_trait;
 pub use chat4all_adapter::BoundAdapter;
-use chat4all_adapter::{Operation, PlatformAdapter, Secret, ServeConfig, SignatureScheme, WebhookParseError};
+use chat4all_adapter::{Operation, PlatformAdapter, SignatureScheme, WebhookParseError};
 use chat4all_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +71,7 @@ impl Telegram {
             client: TelegramClient::new(config)?,
             signature: SignatureScheme::SharedToken {
                 header: SECRET_TOKEN_HEADER,
-                token: Secret::from(config.webhook_secret.as_str()),
+                token: config.webhook_secret.clone(),
             },
             seen: UpdateWindow::new(config.dedup_window),
         })
@@ -138,18 +138,10 @@ impl PlatformAdapter for Telegram {
 /// tells a bad configuration from a port in use).
 pub async fn bind(config: TelegramConfig) -> anyhow::Result<BoundAdapter> {
     let adapter = Telegram::new(&config)?;
-    if config.uses_dev_credentials() {
-        tracing::warn!(platform = PLATFORM, "using the one-machine default credentials");
-    }
-    let serve = ServeConfig {
-        grpc_listen: config.grpc_listen,
-        webhook_listen: config.webhook_listen,
-        event_queue_capacity: config.event_queue_capacity,
-        ..ServeConfig::default()
-    };
-    Ok(chat4all_adapter::bind(adapter, serve)
+    config
+        .serve
+        .bind::<_, TelegramError>(adapter, config.uses_dev_credentials())
         .await
-        .map_err(TelegramError::from)?)
 }
 
 /// [`bind`], then serve until `shutdown` fires.

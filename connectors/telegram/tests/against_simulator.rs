@@ -7,44 +7,28 @@
 
 use std::time::Duration;
 
-use chat4all_adapter::testing::{self, RunningAdapter, TRACEPARENT, inbound, next_event, request};
+use chat4all_adapter::AdapterArgs;
+use chat4all_adapter::testing::{self, AgainstSimulator, TRACEPARENT, inbound, next_event, request};
 use chat4all_proto::v1 as pb;
-use chat4all_simulator::{InjectedFailure, Simulator, SimulatorConfig, SimulatorHandle};
+use chat4all_simulator::{InjectedFailure, SimulatorConfig};
 use chat4all_telegram::TelegramConfig;
 use chat4all_telegram::config::DEFAULT_WEBHOOK_SECRET;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-struct Setup {
-    adapter: RunningAdapter,
-    sim: SimulatorHandle,
-}
-
-async fn setup_with(config: impl FnOnce(TelegramConfig) -> TelegramConfig) -> Setup {
-    let shutdown = CancellationToken::new();
-    let simulator = Simulator::bind(SimulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..SimulatorConfig::default()
+async fn setup_with(config: impl FnOnce(TelegramConfig) -> TelegramConfig) -> AgainstSimulator {
+    testing::against_simulator(SimulatorConfig::default(), |serve| {
+        chat4all_telegram::bind(config(TelegramConfig {
+            serve: AdapterArgs {
+                request_timeout: Duration::from_secs(5),
+                ..serve
+            },
+            ..TelegramConfig::default()
+        }))
     })
     .await
-    .unwrap();
-    // Both sides keep their one-machine default credentials: they must match.
-    let config = config(TelegramConfig {
-        api_base_url: simulator.base_url(),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        webhook_listen: "127.0.0.1:0".parse().unwrap(),
-        request_timeout: Duration::from_secs(5),
-        ..TelegramConfig::default()
-    });
-    let bound = chat4all_telegram::bind(config).await.unwrap();
-    let sim = simulator.handle();
-    sim.set_webhook_target("telegram", bound.webhook_url());
-    tokio::spawn(simulator.run(shutdown.clone()));
-    let adapter = testing::start(bound, shutdown).await;
-    Setup { adapter, sim }
 }
 
-async fn setup() -> Setup {
+async fn setup() -> AgainstSimulator {
     setup_with(|c| c).await
 }
 
@@ -246,7 +230,10 @@ async fn refusals_map_to_the_kind_the_sidecar_acts_on() {
 async fn a_wrong_token_is_permanent_and_a_slow_platform_transient() {
     let s = setup_with(|c| TelegramConfig {
         bot_token: "100000001:not-the-token".into(),
-        request_timeout: Duration::from_millis(300),
+        serve: AdapterArgs {
+            request_timeout: Duration::from_millis(300),
+            ..c.serve
+        },
         ..c
     })
     .await;
@@ -258,7 +245,10 @@ async fn a_wrong_token_is_permanent_and_a_slow_platform_transient() {
     assert!(!e.message.contains("not-the-token"));
 
     let s = setup_with(|c| TelegramConfig {
-        request_timeout: Duration::from_millis(300),
+        serve: AdapterArgs {
+            request_timeout: Duration::from_millis(300),
+            ..c.serve
+        },
         ..c
     })
     .await;

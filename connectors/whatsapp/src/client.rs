@@ -8,12 +8,13 @@
 
 use std::time::SystemTime;
 
+use chat4all_adapter::http_client::send_json;
 use chat4all_adapter::{HttpClientConfig, Secret, build_http_client, graph};
 use chat4all_proto::v1 as pb;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 
-use crate::callback::CallbackData;
+use crate::callback::{self, CallbackData};
 use crate::{WhatsAppConfig, WhatsAppError};
 
 /// The body of a text message, field for field as the Cloud API takes it.
@@ -40,7 +41,7 @@ impl<'a> TextMessage<'a> {
     /// The body for `request`, with our ids (and trace context) as callback
     /// data. WhatsApp wants E.164 digits, so a leading `+` goes.
     pub fn new(request: &'a pb::SendRequest, traceparent: Option<&str>) -> Self {
-        let callback = CallbackData {
+        let ours = CallbackData {
             message_id: request.message_id.clone(),
             conversation_id: request.conversation_id.clone(),
             traceparent: traceparent.unwrap_or_default().to_owned(),
@@ -55,7 +56,7 @@ impl<'a> TextMessage<'a> {
                 body: &request.text,
                 preview_url: false,
             },
-            biz_opaque_callback_data: callback.encode(),
+            biz_opaque_callback_data: ours.encode(callback::MAX_LEN),
         }
     }
 }
@@ -82,12 +83,14 @@ pub struct WhatsAppClient {
 impl WhatsAppClient {
     /// A client for `config`'s number, with its timeout.
     pub fn new(config: &WhatsAppConfig) -> Result<Self, WhatsAppError> {
-        let http = build_http_client(&HttpClientConfig::with_request_timeout(config.request_timeout))
-            .map_err(WhatsAppError::from)?;
+        let http = build_http_client(&HttpClientConfig::with_request_timeout(
+            config.serve.request_timeout,
+        ))
+        .map_err(WhatsAppError::from)?;
         Ok(Self {
             http,
             messages_url: config.messages_url(),
-            access_token: Secret::from(config.access_token.as_str()),
+            access_token: config.access_token.clone(),
         })
     }
 
@@ -98,28 +101,12 @@ impl WhatsAppClient {
         traceparent: Option<&str>,
     ) -> Result<pb::SendAccepted, pb::PlatformError> {
         let body = TextMessage::new(request, traceparent);
-        let mut call = self
+        let call = self
             .http
             .post(&self.messages_url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.access_token.expose()))
-            .header(CONTENT_TYPE, "application/json")
-            .json(&body);
-        if let Some(traceparent) = traceparent {
-            call = call.header(chat4all_telemetry::trace_context::TRACEPARENT, traceparent);
-        }
-        let response = call.send().await.map_err(|e| graph::transport_error(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| graph::transport_error(&e));
-        if !status.is_success() {
-            return Err(graph::graph_error(
-                status,
-                &headers,
-                bytes.as_deref().unwrap_or_default(),
-            ));
-        }
-        let wamid = bytes
-            .ok()
+            .header(AUTHORIZATION, format!("Bearer {}", self.access_token.expose()));
+        let wamid = send_json(call, &body, traceparent, graph::graph_error)
+            .await?
             .and_then(|b| serde_json::from_slice::<SendAnswer>(&b).ok())
             .and_then(|a| a.messages.into_iter().next())
             .map(|m| m.id);

@@ -9,7 +9,7 @@
 //! (outside the 24-hour window) and 100 (invalid parameter) are PERMANENT;
 //! 5xx, 131000 and 131016 are TRANSIENT.
 
-use chat4all_adapter::AdapterError;
+use chat4all_adapter::{AdapterError, InvalidArg};
 
 /// The WhatsApp adapter's errors.
 #[derive(Debug, thiserror::Error)]
@@ -18,4 +18,13 @@ pub enum WhatsAppError {
     InvalidConfig { field: &'static str, reason: String },
     #[error(transparent)]
     Adapter(#[from] AdapterError),
+}
+
+impl From<InvalidArg> for WhatsAppError {
+    fn from(e: InvalidArg) -> Self {
+        Self::InvalidConfig {
+            field: e.field,
+            reason: e.reason.to_owned(),
+        }
+    }
 }

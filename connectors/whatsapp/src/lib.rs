@@ -4,7 +4,7 @@
 //! contract by the shared kit ([`chat4all_adapter`]).
 //!
 //! # Layout
-//! - [`config`]: flags and environment (`CHAT4ALL_WHATSAPP_*`).
+//! - [`config`]: flags and environment (the kit's, and `CHAT4ALL_WHATSAPP_*`).
 //! - [`client`]: the send call.
 //! - [`webhook`]: the webhook envelope into events.
 //! - [`callback`]: our ids in `biz_opaque_callback_data`, so receipts name
@@ -22,7 +22,7 @@ pub mod webhook;
 
 use async_trait::async_trait;
 pub use chat4all_adapter::BoundAdapter;
-use chat4all_adapter::{Operation, PlatformAdapter, Secret, ServeConfig, SignatureScheme, WebhookParseError};
+use chat4all_adapter::{Operation, PlatformAdapter, Secret, SignatureScheme, WebhookParseError};
 use chat4all_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
@@ -61,8 +61,8 @@ impl WhatsApp {
         config.validate()?;
         Ok(Self {
             client: WhatsAppClient::new(config)?,
-            signature: SignatureScheme::meta(Secret::from(config.app_secret.as_str())),
-            verify_token: Secret::from(config.verify_token.as_str()),
+            signature: SignatureScheme::meta(config.app_secret.clone()),
+            verify_token: config.verify_token.clone(),
         })
     }
 }
@@ -113,18 +113,10 @@ impl PlatformAdapter for WhatsApp {
 /// tells a bad configuration from a port in use).
 pub async fn bind(config: WhatsAppConfig) -> anyhow::Result<BoundAdapter> {
     let adapter = WhatsApp::new(&config)?;
-    if config.uses_dev_credentials() {
-        tracing::warn!(platform = PLATFORM, "using the one-machine default credentials");
-    }
-    let serve = ServeConfig {
-        grpc_listen: config.grpc_listen,
-        webhook_listen: config.webhook_listen,
-        event_queue_capacity: config.event_queue_capacity,
-        ..ServeConfig::default()
-    };
-    Ok(chat4all_adapter::bind(adapter, serve)
+    config
+        .serve
+        .bind::<_, WhatsAppError>(adapter, config.uses_dev_credentials())
         .await
-        .map_err(WhatsAppError::from)?)
 }
 
 /// [`bind`], then serve until `shutdown` fires.

@@ -4,60 +4,36 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::ops::Deref;
 use std::time::Duration;
 
-use chat4all_adapter::Secret;
 use chat4all_adapter::signature::sign_hmac_sha256_hex;
-use chat4all_adapter::testing::{self, RunningAdapter, TRACEPARENT, next_event as next, request};
+use chat4all_adapter::testing::{self, AgainstSimulator, TRACEPARENT, next_event as next, request};
+use chat4all_adapter::{AdapterArgs, Secret};
 use chat4all_proto::v1 as pb;
-use chat4all_simulator::{InjectedFailure, Simulator, SimulatorConfig, SimulatorHandle, WhatsAppSimConfig};
+use chat4all_simulator::{InjectedFailure, SimulatorConfig, WhatsAppSimConfig};
 use chat4all_whatsapp::WhatsAppConfig;
 use pb::platform_event::Event;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 /// The running adapter (the kit's shared harness) and the simulator.
-struct Setup {
-    adapter: RunningAdapter,
-    sim: SimulatorHandle,
-}
-
-impl Deref for Setup {
-    type Target = RunningAdapter;
-    fn deref(&self) -> &RunningAdapter {
-        &self.adapter
-    }
-}
-
-async fn setup(request_timeout: Duration) -> Setup {
-    let shutdown = CancellationToken::new();
-    let simulator = Simulator::bind(SimulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+async fn setup(request_timeout: Duration) -> AgainstSimulator {
+    let sim = SimulatorConfig {
         whatsapp: WhatsAppSimConfig {
             receipt_delay: Duration::from_millis(2),
             ..WhatsAppSimConfig::default()
         },
         ..SimulatorConfig::default()
+    };
+    testing::against_simulator(sim, |serve| {
+        chat4all_whatsapp::bind(WhatsAppConfig {
+            serve: AdapterArgs {
+                request_timeout,
+                ..serve
+            },
+            ..WhatsAppConfig::default()
+        })
     })
     .await
-    .unwrap();
-    // Both sides keep their one-machine default credentials: they must match.
-    let config = WhatsAppConfig {
-        api_base_url: simulator.base_url(),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        webhook_listen: "127.0.0.1:0".parse().unwrap(),
-        request_timeout,
-        ..WhatsAppConfig::default()
-    };
-    let adapter = chat4all_whatsapp::bind(config).await.unwrap();
-    let sim = simulator.handle();
-    sim.set_webhook_target("whatsapp", adapter.webhook_url());
-    tokio::spawn(simulator.run(shutdown.clone()));
-    Setup {
-        adapter: testing::start(adapter, shutdown).await,
-        sim,
-    }
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@
 //!
 //! # Layout
 //! - [`settings`]: what every Meta platform is configured with, and its checks.
-//! - [`config`]: [`meta_config!`](crate::meta_config), the flags of a platform crate.
+//! - [`config`]: [`MetaArgs`](config::MetaArgs), the flags a platform crate flattens.
 //! - [`ours`]: our message id, conversation id and trace context in `metadata`.
 //! - [`send`]: the Send API body and call.
 //! - [`webhook`]: the `messaging` envelope into typed events.

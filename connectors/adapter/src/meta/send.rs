@@ -9,9 +9,9 @@
 //! token, never reaches an error message.
 
 use chat4all_proto::v1 as pb;
-use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 
+use crate::http_client::send_json;
 use crate::{HttpClientConfig, Secret, build_http_client, graph};
 
 use super::{MetaError, MetaSettings};
@@ -92,27 +92,8 @@ impl SendApiClient {
         let mut url = self.messages_url.clone();
         url.query_pairs_mut()
             .append_pair("access_token", self.access_token.expose());
-        let mut call = self
-            .http
-            .post(url)
-            .header(CONTENT_TYPE, "application/json")
-            .json(body);
-        if let Some(traceparent) = traceparent {
-            call = call.header(chat4all_telemetry::trace_context::TRACEPARENT, traceparent);
-        }
-        let response = call.send().await.map_err(|e| graph::transport_error(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| graph::transport_error(&e));
-        if !status.is_success() {
-            return Err(graph::graph_error(
-                status,
-                &headers,
-                bytes.as_deref().unwrap_or_default(),
-            ));
-        }
-        Ok(bytes
-            .ok()
+        let answer = send_json(self.http.post(url), body, traceparent, graph::graph_error).await?;
+        Ok(answer
             .and_then(|b| serde_json::from_slice::<SendAnswer>(b.as_ref()).ok())
             .map(|a| a.message_id)
             .unwrap_or_default())

@@ -1,0 +1,173 @@
+//! The flags and environment every adapter takes to reach its platform and
+//! to serve: [`AdapterArgs`], flattened into each platform's config struct.
+//!
+//! The names carry no platform prefix (`--grpc-listen`,
+//! `CHAT4ALL_GRPC_LISTEN`): a standalone binary runs exactly one adapter,
+//! and the one-machine system builds its configs in code. Credentials stay
+//! in the platform's struct, their environment named after the platform, so
+//! a secret mounted in a pod says whose it is.
+//!
+//! The defaults run on one machine against the platform simulator. Each
+//! platform listens on its own ports there (the simulator posts its
+//! webhooks to them), so a platform config overrides the listen defaults:
+//! [`AdapterArgs::on_ports`] for `Default`, and `mut_arg` for the flags.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::{AdapterError, BoundAdapter, PlatformAdapter, ServeConfig};
+
+/// The simulator's default address.
+pub const DEFAULT_API_BASE_URL: &str = "http://127.0.0.1:9100";
+
+/// Where a platform's API is and where its adapter serves.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct AdapterArgs {
+    /// The platform API's base URL (the simulator on one machine).
+    #[arg(long, env = "CHAT4ALL_API_BASE_URL", default_value = DEFAULT_API_BASE_URL)]
+    pub api_base_url: String,
+    /// Where the `Connector` gRPC service listens (for the sidecar).
+    #[arg(long, env = "CHAT4ALL_GRPC_LISTEN", default_value = "127.0.0.1:50061")]
+    pub grpc_listen: SocketAddr,
+    /// Where webhooks are received (for the platform).
+    #[arg(long, env = "CHAT4ALL_WEBHOOK_LISTEN", default_value = "127.0.0.1:8061")]
+    pub webhook_listen: SocketAddr,
+    /// How long one call to the platform may take (`10s`, `500ms`).
+    #[arg(
+        long,
+        env = "CHAT4ALL_REQUEST_TIMEOUT",
+        default_value = "10s",
+        value_parser = humantime::parse_duration
+    )]
+    pub request_timeout: Duration,
+    /// How many webhook events wait for the sidecar before webhooks get 503.
+    #[arg(long, env = "CHAT4ALL_EVENT_QUEUE_CAPACITY", default_value_t = 10_000)]
+    pub event_queue_capacity: usize,
+}
+
+impl Default for AdapterArgs {
+    fn default() -> Self {
+        Self::on_ports(50061, 8061)
+    }
+}
+
+/// A setting [`AdapterArgs::validate`] refuses; each platform wraps it in
+/// its own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidArg {
+    /// The field, as named in the config struct.
+    pub field: &'static str,
+    /// Why it cannot work.
+    pub reason: &'static str,
+}
+
+impl AdapterArgs {
+    /// The defaults, listening on `127.0.0.1` at the given ports.
+    pub fn on_ports(grpc_port: u16, webhook_port: u16) -> Self {
+        Self {
+            api_base_url: DEFAULT_API_BASE_URL.to_owned(),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
+            webhook_listen: SocketAddr::from(([127, 0, 0, 1], webhook_port)),
+            request_timeout: Duration::from_secs(10),
+            event_queue_capacity: 10_000,
+        }
+    }
+
+    /// Refuses settings that could not work, before any port is bound.
+    pub fn validate(&self) -> Result<(), InvalidArg> {
+        let invalid = |field, reason| Err(InvalidArg { field, reason });
+        match reqwest::Url::parse(&self.api_base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => return invalid("api_base_url", "must be an http(s) URL"),
+        }
+        if self.request_timeout.is_zero() {
+            return invalid("request_timeout", "must be more than zero");
+        }
+        if self.event_queue_capacity == 0 {
+            return invalid("event_queue_capacity", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The base URL without a trailing `/`, to append paths to.
+    pub fn base_url(&self) -> &str {
+        self.api_base_url.trim_end_matches('/')
+    }
+
+    /// Where and how to serve.
+    pub fn serve_config(&self) -> ServeConfig {
+        ServeConfig {
+            grpc_listen: self.grpc_listen,
+            webhook_listen: self.webhook_listen,
+            event_queue_capacity: self.event_queue_capacity,
+            ..ServeConfig::default()
+        }
+    }
+
+    /// Opens both listeners for `adapter`, warning first if it runs on the
+    /// one-machine credentials (fine on a laptop, worth noticing anywhere
+    /// else). A listen error comes back as the platform's error type `E`,
+    /// so callers can `downcast_ref` it as before.
+    pub async fn bind<A, E>(&self, adapter: A, dev_credentials: bool) -> anyhow::Result<BoundAdapter>
+    where
+        A: PlatformAdapter,
+        E: From<AdapterError> + std::error::Error + Send + Sync + 'static,
+    {
+        if dev_credentials {
+            tracing::warn!(
+                platform = adapter.platform(),
+                "using the one-machine default credentials"
+            );
+        }
+        Ok(crate::bind(adapter, self.serve_config()).await.map_err(E::from)?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: AdapterArgs,
+    }
+
+    #[test]
+    fn flag_defaults_are_the_default() {
+        let parsed = Cli::try_parse_from(["x"]).unwrap().serve;
+        assert_eq!(parsed, AdapterArgs::default());
+        assert_eq!(parsed.validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let field = |args: AdapterArgs| args.validate().map_err(|e| e.field);
+        let base = AdapterArgs::default();
+        assert_eq!(
+            field(AdapterArgs {
+                api_base_url: "localhost:9100".into(),
+                ..base.clone()
+            }),
+            Err("api_base_url")
+        );
+        assert_eq!(
+            field(AdapterArgs {
+                request_timeout: Duration::ZERO,
+                ..base.clone()
+            }),
+            Err("request_timeout")
+        );
+        assert_eq!(
+            field(AdapterArgs {
+                event_queue_capacity: 0,
+                ..base
+            }),
+            Err("event_queue_capacity")
+        );
+        assert!(Cli::try_parse_from(["x", "--request-timeout=soon"]).is_err());
+    }
+}
