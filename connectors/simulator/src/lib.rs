@@ -26,6 +26,7 @@
 //! (the calls received, as JSON) and `POST /_simulator/inbound` (a platform
 //! user writes a message).
 
+pub mod args;
 mod chotot;
 pub mod config;
 mod faults;

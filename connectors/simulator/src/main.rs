@@ -12,7 +12,7 @@ struct Cli {
     #[command(flatten)]
     telemetry: chat4all_telemetry::TelemetryArgs,
     #[command(flatten)]
-    simulator: chat4all_simulator::config::SimulatorArgs,
+    simulator: chat4all_simulator::args::SimulatorArgs,
 }
 
 #[tokio::main]

@@ -30,8 +30,8 @@
 //! `client_gen_id` is the message id, so events and history name a message
 //! the same way.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
@@ -41,10 +41,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::{ChototSimConfig, InjectedFailure};
+use crate::config::InjectedFailure;
 use crate::signing::hmac_sha256_hex;
 use crate::state::{ReceivedSend, Shared, SimulatorError, unix_ms};
 use crate::webhooks::SignedWebhook;
@@ -58,6 +57,11 @@ const MAX_LIMIT: usize = 100;
 /// The seeded history starts here (2023-11-14T22:13:20Z), a minute apart.
 const SEED_EPOCH_MS: i64 = 1_700_000_000_000;
 
+mod data;
+
+pub(crate) use data::Store;
+use data::{Channel, Message, Product};
+
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/v1/internal/messages", post(send))
@@ -67,209 +71,6 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/api/v1/internal/channels/{channel_id}", get(channel))
         .route("/api/v1/internal/users/{user_id}/products", get(products))
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Message {
-    id: String,
-    channel_id: String,
-    sender_id: String,
-    message: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    created_at: i64,
-}
-
-#[derive(Debug, Clone)]
-struct Channel {
-    id: String,
-    name: String,
-    item_id: String,
-    item_name: String,
-    item_price: i64,
-    members: Vec<String>,
-    created_at: i64,
-    messages: Vec<Message>,
-}
-
-impl Channel {
-    fn document(&self) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "item_id": self.item_id,
-            "item_name": self.item_name,
-            "item_price": self.item_price,
-            "external_channel_id": format!("legacy-{}", self.id),
-            "members": self.members,
-            "created_at": self.created_at,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Product {
-    id: String,
-    title: String,
-    price: i64,
-    currency: &'static str,
-    image_url: String,
-    url: String,
-}
-
-/// The marketplace: users by id (with their names), their listings, the
-/// channels and their messages.
-#[derive(Debug)]
-pub(crate) struct Store {
-    inner: Mutex<Data>,
-}
-
-#[derive(Debug, Default)]
-struct Data {
-    users: BTreeMap<String, String>,
-    products: HashMap<String, Vec<Product>>,
-    channels: BTreeMap<String, Channel>,
-    next_message: u64,
-}
-
-impl Data {
-    fn message_id(&mut self) -> String {
-        self.next_message += 1;
-        format!("msg-{:08}", self.next_message)
-    }
-}
-
-fn product(id: &str, title: &str, price: i64) -> Product {
-    Product {
-        id: id.to_owned(),
-        title: title.to_owned(),
-        price,
-        currency: "VND",
-        image_url: format!("https://cdn.chotot.sim/images/{id}.jpg"),
-        url: format!("https://www.chotot.sim/{id}.htm"),
-    }
-}
-
-/// id, listing id, listing, price, members, then (sender, text) lines;
-/// "shop" as a sender is our shop.
-type SeedChannel<'a> = (
-    &'a str,
-    &'a str,
-    &'a str,
-    i64,
-    [&'a str; 2],
-    &'a [(&'a str, &'a str)],
-);
-
-impl Store {
-    /// Three people and our shop (`config.bot_user_id`): the shop sells
-    /// seven things (more than one page at the default test page size of
-    /// three), Hoa two, Minh none; Minh and Hoa each talk to the shop about
-    /// one listing, and to each other about Hoa's.
-    pub(crate) fn seeded(config: &ChototSimConfig) -> Self {
-        let shop = config.bot_user_id.clone();
-        let mut data = Data::default();
-        for (id, name) in [
-            (shop.as_str(), "Chat4All Shop"),
-            ("5001", "Lan"),
-            ("5002", "Minh"),
-            ("5003", "Hoa"),
-        ] {
-            data.users.insert(id.to_owned(), name.to_owned());
-        }
-        data.products.insert(
-            shop.clone(),
-            vec![
-                product("ad-7001", "Honda Vision 2020", 18_500_000),
-                product("ad-7002", "iPhone 13 128GB", 11_900_000),
-                product("ad-7003", "Tủ lạnh Panasonic 290L", 6_200_000),
-                product("ad-7004", "Xe đạp Giant ATX", 4_300_000),
-                product("ad-7005", "Laptop Dell XPS 13", 17_000_000),
-                product("ad-7006", "Máy giặt LG 9kg", 5_500_000),
-                product("ad-7007", "Sofa da 3 chỗ", 7_800_000),
-            ],
-        );
-        data.products.insert(
-            "5003".to_owned(),
-            vec![
-                product("ad-8001", "Yamaha Exciter 150", 32_000_000),
-                product("ad-8002", "Nồi chiên không dầu", 900_000),
-            ],
-        );
-        data.products.insert("5001".to_owned(), Vec::new());
-        data.products.insert("5002".to_owned(), Vec::new());
-
-        let seeds: [SeedChannel<'_>; 3] = [
-            (
-                "ch-1001",
-                "ad-7001",
-                "Honda Vision 2020",
-                18_500_000,
-                ["5002", shop.as_str()],
-                &[
-                    ("5002", "Chào shop, xe còn không ạ?"),
-                    ("shop", "Dạ còn bạn ơi"),
-                    ("5002", "Xe đi được bao nhiêu km rồi?"),
-                    ("shop", "Khoảng 12.000 km"),
-                    ("5002", "Giá có bớt không shop?"),
-                ],
-            ),
-            (
-                "ch-1002",
-                "ad-7002",
-                "iPhone 13 128GB",
-                11_900_000,
-                ["5003", shop.as_str()],
-                &[
-                    ("5003", "Máy còn bảo hành không?"),
-                    ("shop", "Còn 3 tháng bạn nhé"),
-                ],
-            ),
-            (
-                "ch-1003",
-                "ad-8001",
-                "Yamaha Exciter 150",
-                32_000_000,
-                ["5002", "5003"],
-                &[("5002", "Exciter còn không bạn?")],
-            ),
-        ];
-        for (n, (id, item_id, item_name, item_price, members, lines)) in seeds.into_iter().enumerate() {
-            let start = SEED_EPOCH_MS + (n as i64) * 3_600_000;
-            let mut channel = Channel {
-                id: id.to_owned(),
-                name: format!(
-                    "{item_name} - {}",
-                    data.users.get(members[0]).cloned().unwrap_or_default()
-                ),
-                item_id: item_id.to_owned(),
-                item_name: item_name.to_owned(),
-                item_price,
-                members: members.iter().map(|m| (*m).to_owned()).collect(),
-                created_at: start,
-                messages: Vec::new(),
-            };
-            for (k, (sender, text)) in lines.iter().enumerate() {
-                let sender = if *sender == "shop" { shop.as_str() } else { sender };
-                channel.messages.push(Message {
-                    id: data.message_id(),
-                    channel_id: id.to_owned(),
-                    sender_id: sender.to_owned(),
-                    message: (*text).to_owned(),
-                    kind: "text",
-                    created_at: start + (k as i64 + 1) * 60_000,
-                });
-            }
-            data.channels.insert(id.to_owned(), channel);
-        }
-        Self {
-            inner: Mutex::new(data),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Data> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// chat-api's error answer: `{"error":"<code>","message":"…"}`, with
@@ -688,6 +489,7 @@ pub(crate) async fn inbound_text(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::config::ChototSimConfig;
 
     #[test]
     fn the_seed_has_more_than_one_page_and_ordered_history() {
