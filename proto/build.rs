@@ -6,6 +6,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "chat4all/v1/delivery.proto",
+        "chat4all/v1/channel.proto",
         "chat4all/v1/events.proto",
         "chat4all/v1/messaging.proto",
         "chat4all/v1/store.proto",

@@ -8,6 +8,7 @@
 
 pub mod convert;
 mod ids;
+pub mod json_struct;
 mod platform;
 pub mod state_machine;
 mod status;

@@ -25,8 +25,8 @@ use chat4all_proto::v1 as pb;
 
 pub use error::StoreError;
 pub use model::{
-    ClaimOutcome, MessageRef, NewMessage, Page, PutOutcome, PutResult, StatusChange, TransitionOutcome,
-    TransitionResult,
+    ChannelPage, ClaimOutcome, MessageRef, NewMessage, Page, PutChannelOutcome, PutOutcome, PutResult,
+    StatusChange, TransitionOutcome, TransitionResult,
 };
 
 /// A shared handle on whichever backend is configured.
@@ -81,6 +81,32 @@ pub trait MessageStore: Send + Sync + 'static {
         ids: &[MessageId],
         claimant: &str,
     ) -> Result<Vec<ClaimOutcome>, StoreError>;
+
+    /// Creates the channel, or finds the one with the same vendor key
+    /// (`vendor.name`, `vendor.channel_id`, both required): `Unchanged` when
+    /// name, context, type and metadata are the same, else `Updated` with
+    /// them replaced. A given `id` is kept (a migrated channel keeps its
+    /// legacy id); an empty one gets a new id. Returns the stored channel.
+    async fn put_channel(&self, channel: pb::Channel)
+    -> Result<(PutChannelOutcome, pb::Channel), StoreError>;
+
+    async fn get_channel(&self, id: &str) -> Result<Option<pb::Channel>, StoreError>;
+
+    /// The channel with this vendor key.
+    async fn find_channel(
+        &self,
+        vendor_name: &str,
+        vendor_channel_id: &str,
+    ) -> Result<Option<pb::Channel>, StoreError>;
+
+    /// Channels in id order, `limit` at most (0 means 50, at most 500),
+    /// after the cursor; only `vendor_name`'s when given.
+    async fn list_channels(
+        &self,
+        vendor_name: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<ChannelPage, StoreError>;
 
     /// Gives back `claimant`'s claims on messages it never sent to the
     /// platform (it was stopped first), so their redelivered records are

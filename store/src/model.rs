@@ -97,6 +97,31 @@ pub struct Page {
 /// shared by every backend and the gRPC edge so the name survives the trip.
 pub(crate) const CURSOR_FIELD: &str = "page_token";
 
+/// The channel fields a `put_channel` may be refused for, named as the proto
+/// nests them; shared for the same reason as [`CURSOR_FIELD`].
+pub(crate) const CHANNEL_ID_FIELD: &str = "channel.id";
+pub(crate) const CHANNEL_VENDOR_NAME_FIELD: &str = "channel.vendor.name";
+pub(crate) const CHANNEL_VENDOR_CHANNEL_ID_FIELD: &str = "channel.vendor.channel_id";
+
+/// What every backend refuses before looking anything up: a channel with no
+/// vendor key cannot be found again. Returns the key.
+pub(crate) fn channel_vendor_key(channel: &pb::Channel) -> Result<(&str, &str), crate::StoreError> {
+    let vendor = channel.vendor.as_ref();
+    let name = vendor.map_or("", |v| v.name.as_str());
+    let channel_id = vendor.map_or("", |v| v.channel_id.as_str());
+    let required = |field| crate::StoreError::Invalid {
+        field,
+        reason: "is required".to_owned(),
+    };
+    if name.is_empty() {
+        return Err(required(CHANNEL_VENDOR_NAME_FIELD));
+    }
+    if channel_id.is_empty() {
+        return Err(required(CHANNEL_VENDOR_CHANNEL_ID_FIELD));
+    }
+    Ok((name, channel_id))
+}
+
 // The outcome enums map one-to-one onto their proto twins; they live here,
 // beside their definitions, because both the embedded history and the gRPC
 // edge speak them (as `DeliveryStatus::to_proto` does in the domain).
@@ -165,6 +190,26 @@ impl ClaimOutcome {
     }
 }
 
+impl PutChannelOutcome {
+    pub fn to_proto(self) -> pb::PutChannelOutcome {
+        match self {
+            PutChannelOutcome::Created => pb::PutChannelOutcome::Created,
+            PutChannelOutcome::Unchanged => pb::PutChannelOutcome::Unchanged,
+            PutChannelOutcome::Updated => pb::PutChannelOutcome::Updated,
+        }
+    }
+
+    /// From the wire; None for UNSPECIFIED or an unknown number.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::PutChannelOutcome::try_from(value).ok()? {
+            pb::PutChannelOutcome::Unspecified => None,
+            pb::PutChannelOutcome::Created => Some(PutChannelOutcome::Created),
+            pb::PutChannelOutcome::Unchanged => Some(PutChannelOutcome::Unchanged),
+            pb::PutChannelOutcome::Updated => Some(PutChannelOutcome::Updated),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,8 +239,35 @@ mod tests {
         ] {
             assert_eq!(ClaimOutcome::from_proto(o.to_proto().into()), Some(o));
         }
+        for o in [
+            PutChannelOutcome::Created,
+            PutChannelOutcome::Unchanged,
+            PutChannelOutcome::Updated,
+        ] {
+            assert_eq!(PutChannelOutcome::from_proto(o.to_proto().into()), Some(o));
+        }
+        assert_eq!(PutChannelOutcome::from_proto(0), None);
         assert_eq!(PutOutcome::from_proto(0), None);
         assert_eq!(TransitionOutcome::from_proto(99), None);
         assert_eq!(ClaimOutcome::from_proto(-1), None);
     }
+}
+
+/// What became of a channel offered to [`crate::MessageStore::put_channel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutChannelOutcome {
+    Created,
+    /// A channel with the same vendor key and the same fields existed.
+    Unchanged,
+    /// A channel with the same vendor key existed; its fields were replaced
+    /// (its id and creation time stay).
+    Updated,
+}
+
+/// A page of channels, in id order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChannelPage {
+    pub channels: Vec<pb::Channel>,
+    /// None on the last page.
+    pub next_cursor: Option<String>,
 }

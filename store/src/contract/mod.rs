@@ -4,7 +4,7 @@
 //! Each check is a `pub async fn` over a [`SharedStore`]; [`run_all`] runs
 //! them all, so a backend (the embedded one, the gRPC client in front of
 //! it, Scylla when a cluster is at hand) is tested by one line. Checks make
-//! their own conversations and messages, so they share a store with each
+//! their own conversations, messages and channels, so they share a store with each
 //! other and with whatever data it already holds.
 //!
 //! This is test code: it panics on any surprise, `unwrap` included.
@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 
 use crate::SharedStore;
 
+mod channels;
 mod claims;
 mod messages;
 mod support;
@@ -23,6 +24,10 @@ mod support;
 mod tests;
 mod transitions;
 
+pub use channels::{
+    channel_given_id_is_kept, channel_put_is_keyed_by_vendor, channel_without_vendor_key_is_invalid,
+    channels_list_in_pages,
+};
 pub use claims::{
     claim_first_wins, released_claims_are_claimable_again, stuck_messages_are_found_oldest_first,
 };
@@ -60,6 +65,10 @@ pub const CHECKS: &[(&str, Check)] = checks![
     claim_first_wins,
     released_claims_are_claimable_again,
     stuck_messages_are_found_oldest_first,
+    channel_put_is_keyed_by_vendor,
+    channel_given_id_is_kept,
+    channel_without_vendor_key_is_invalid,
+    channels_list_in_pages,
 ];
 
 /// Runs every check against `store`, in order, naming each on stderr so a

@@ -34,7 +34,8 @@ use chat4all_proto::v1 as pb;
 use self::readers::Readers;
 use self::writer::Writer;
 use crate::{
-    ClaimOutcome, MessageStore, NewMessage, Page, PutResult, StatusChange, StoreError, TransitionResult,
+    ChannelPage, ClaimOutcome, MessageStore, NewMessage, Page, PutChannelOutcome, PutResult, StatusChange,
+    StoreError, TransitionResult,
 };
 
 /// How hard each commit is pushed to disk.
@@ -223,6 +224,64 @@ impl MessageStore for EmbeddedStore {
         self.inner
             .writer
             .submit(move |conn| writes::release_claims(conn, &ids, &claimant))
+            .await
+    }
+
+    async fn put_channel(
+        &self,
+        channel: pb::Channel,
+    ) -> Result<(PutChannelOutcome, pb::Channel), StoreError> {
+        // Refused before queueing: a bad request need not wait for the writer.
+        crate::model::channel_vendor_key(&channel)?;
+        self.inner
+            .writer
+            .submit(move |conn| writes::put_channel(conn, &channel, Timestamp::now()))
+            .await
+    }
+
+    async fn get_channel(&self, id: &str) -> Result<Option<pb::Channel>, StoreError> {
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let id = id.to_owned();
+        self.inner
+            .readers
+            .read(move |conn| {
+                queries::channel_by_id(conn, &id)?
+                    .map(pb::Channel::try_from)
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn find_channel(
+        &self,
+        vendor_name: &str,
+        vendor_channel_id: &str,
+    ) -> Result<Option<pb::Channel>, StoreError> {
+        let (vendor_name, vendor_channel_id) = (vendor_name.to_owned(), vendor_channel_id.to_owned());
+        self.inner
+            .readers
+            .read(move |conn| {
+                queries::channel_by_vendor(conn, &vendor_name, &vendor_channel_id)?
+                    .map(pb::Channel::try_from)
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn list_channels(
+        &self,
+        vendor_name: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<ChannelPage, StoreError> {
+        let after = after.map(cursor::decode_key).transpose()?;
+        let vendor_name = vendor_name.map(str::to_owned);
+        let limit = cursor::page_size(limit);
+        self.inner
+            .readers
+            .read(move |conn| queries::channel_page(conn, vendor_name.as_deref(), after.as_deref(), limit))
             .await
     }
 }

@@ -8,8 +8,8 @@ use chat4all_proto::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::cursor;
-use super::rows::{MessageRow, RawHistory, RawMessage, message_columns};
-use crate::{Page, StoreError};
+use super::rows::{MessageRow, RawChannel, RawHistory, RawMessage, channel_columns, message_columns};
+use crate::{ChannelPage, Page, StoreError};
 
 pub(super) fn message_by_id(conn: &Connection, id: &MessageId) -> Result<Option<MessageRow>, StoreError> {
     const SQL: &str = concat!("SELECT ", message_columns!(), " FROM messages WHERE id = ?1");
@@ -136,6 +136,79 @@ pub(super) fn stuck(
     raws.into_iter()
         .map(|raw| MessageRow::try_from(raw).map(|r| r.into_proto(Vec::new())))
         .collect()
+}
+
+pub(super) fn channel_by_id(conn: &Connection, id: &str) -> Result<Option<RawChannel>, StoreError> {
+    const SQL: &str = concat!("SELECT ", channel_columns!(), " FROM channels WHERE id = ?1");
+    let mut stmt = conn.prepare_cached(SQL)?;
+    Ok(stmt.query_row(params![id], RawChannel::from_row).optional()?)
+}
+
+/// The channel a platform knows as `vendor_channel_id`.
+pub(super) fn channel_by_vendor(
+    conn: &Connection,
+    vendor_name: &str,
+    vendor_channel_id: &str,
+) -> Result<Option<RawChannel>, StoreError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        channel_columns!(),
+        " FROM channels WHERE vendor_name = ?1 AND vendor_channel_id = ?2"
+    );
+    let mut stmt = conn.prepare_cached(SQL)?;
+    Ok(stmt
+        .query_row(params![vendor_name, vendor_channel_id], RawChannel::from_row)
+        .optional()?)
+}
+
+/// One page of channels in id order, after the id `after`. As with
+/// messages, one row more than asked is read so the last page has no cursor.
+pub(super) fn channel_page(
+    conn: &Connection,
+    vendor_name: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<ChannelPage, StoreError> {
+    // Two statements rather than `?1 IS NULL OR ...`, so each can use its
+    // index (the primary key, or `channels_by_vendor`).
+    const ALL: &str = concat!(
+        "SELECT ",
+        channel_columns!(),
+        " FROM channels WHERE id > ?1 ORDER BY id LIMIT ?2"
+    );
+    const ONE_VENDOR: &str = concat!(
+        "SELECT ",
+        channel_columns!(),
+        " FROM channels WHERE vendor_name = ?3 AND id > ?1 ORDER BY id LIMIT ?2"
+    );
+    // Every id is non-empty, so "" is before them all.
+    let after = after.unwrap_or_default();
+    let peek = i64::from(limit) + 1;
+    let raws = match vendor_name {
+        None => conn
+            .prepare_cached(ALL)?
+            .query_map(params![after, peek], RawChannel::from_row)?
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(vendor) => conn
+            .prepare_cached(ONE_VENDOR)?
+            .query_map(params![after, peek, vendor], RawChannel::from_row)?
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let more = raws.len() > limit as usize;
+    let channels = raws
+        .into_iter()
+        .take(limit as usize)
+        .map(pb::Channel::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if more {
+        channels.last().map(|c| cursor::encode_key(&c.id))
+    } else {
+        None
+    };
+    Ok(ChannelPage {
+        channels,
+        next_cursor,
+    })
 }
 
 fn one(

@@ -6,6 +6,7 @@
 //! database. Statuses and outcomes are stored as their names, not numbers:
 //! an operator with the `sqlite3` shell can read the file.
 
+use chat4all_domain::json_struct::{struct_from_json, struct_to_json};
 use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Recipient, Timeline, Timestamp};
 use chat4all_proto::v1 as pb;
 use rusqlite::Row;
@@ -244,6 +245,75 @@ pub(super) fn outcome_from_db(name: &str) -> Option<TransitionOutcome> {
 /// Enough of a bad value to recognise it in a log, not a whole text.
 fn truncated(value: &str) -> String {
     value.chars().take(64).collect()
+}
+
+/// The columns of `channels` that [`RawChannel::from_row`] reads.
+macro_rules! channel_columns {
+    () => {
+        "id, vendor_name, vendor_channel_id, name, context, type, metadata, created_at"
+    };
+}
+pub(super) use channel_columns;
+
+/// A `channels` row, column for column.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RawChannel {
+    pub(super) id: String,
+    pub(super) vendor_name: String,
+    pub(super) vendor_channel_id: String,
+    pub(super) name: String,
+    pub(super) context: String,
+    pub(super) kind: String,
+    pub(super) metadata: String,
+    pub(super) created_at: i64,
+}
+
+impl RawChannel {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            vendor_name: row.get("vendor_name")?,
+            vendor_channel_id: row.get("vendor_channel_id")?,
+            name: row.get("name")?,
+            context: row.get("context")?,
+            kind: row.get("type")?,
+            metadata: row.get("metadata")?,
+            created_at: row.get("created_at")?,
+        })
+    }
+}
+
+impl TryFrom<RawChannel> for pb::Channel {
+    type Error = StoreError;
+
+    fn try_from(raw: RawChannel) -> Result<Self, StoreError> {
+        let metadata = metadata_from_db(&raw.metadata)
+            .map_err(|e| StoreError::Corrupt(format!("channel {}: bad metadata: {e}", truncated(&raw.id))))?;
+        Ok(pb::Channel {
+            id: raw.id,
+            vendor: Some(pb::ChannelVendor {
+                channel_id: raw.vendor_channel_id,
+                name: raw.vendor_name,
+            }),
+            name: raw.name,
+            context: raw.context,
+            r#type: raw.kind,
+            metadata: Some(struct_from_json(metadata)),
+            created_at: Some(Timestamp::from_micros(raw.created_at).into()),
+        })
+    }
+}
+
+/// Metadata as the column holds it: a JSON object; absent is empty.
+pub(super) fn metadata_to_db(metadata: Option<&prost_types::Struct>) -> String {
+    let object = metadata.map(struct_to_json).unwrap_or_default();
+    serde_json::Value::Object(object).to_string()
+}
+
+pub(super) fn metadata_from_db(
+    text: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, serde_json::Error> {
+    serde_json::from_str(text)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::{EmbeddedOptions, Synchronous};
 use crate::StoreError;
 
 /// The migrations, in order; never edit one that shipped, append another.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 const V1: &str = "
 CREATE TABLE messages (
@@ -76,6 +76,26 @@ CREATE TABLE external_ids (
 /// index holds a handful of rows however large the table grows.
 const V2: &str = "
 CREATE INDEX messages_accepted_by_age ON messages (created_at) WHERE status = 'ACCEPTED';
+";
+
+/// Channels: conversations with platform users, found by their vendor key.
+/// `metadata` is a JSON object (the `google.protobuf.Struct` of the API), so
+/// an operator can read it with the `sqlite3` shell. The second index serves
+/// one vendor's channels in id order.
+const V3: &str = "
+CREATE TABLE channels (
+    id                TEXT    NOT NULL PRIMARY KEY,
+    vendor_name       TEXT    NOT NULL,
+    vendor_channel_id TEXT    NOT NULL,
+    name              TEXT    NOT NULL,
+    context           TEXT    NOT NULL,
+    type              TEXT    NOT NULL,
+    metadata          TEXT    NOT NULL,
+    created_at        INTEGER NOT NULL,
+    UNIQUE (vendor_name, vendor_channel_id)
+) STRICT;
+
+CREATE INDEX channels_by_vendor ON channels (vendor_name, id);
 ";
 
 /// The one connection that writes: WAL, so readers never wait for it.

@@ -6,15 +6,17 @@
 //! writer thread runs them one after another, which is what makes the
 //! read-decide-write of a transition atomic without any lock of ours.
 
+use chat4all_domain::json_struct::{struct_from_json, struct_to_json};
 use chat4all_domain::{Decision, DeliveryStatus, MessageId, Timestamp, decide};
 use chat4all_proto::v1 as pb;
 use rusqlite::{Connection, params};
 
 use super::queries;
-use super::rows::{MessageRow, outcome_to_db};
+use super::rows::{MessageRow, RawChannel, metadata_from_db, metadata_to_db, outcome_to_db};
+use crate::model::{CHANNEL_ID_FIELD, channel_vendor_key};
 use crate::{
-    ClaimOutcome, MessageRef, NewMessage, PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome,
-    TransitionResult,
+    ClaimOutcome, MessageRef, NewMessage, PutChannelOutcome, PutOutcome, PutResult, StatusChange, StoreError,
+    TransitionOutcome, TransitionResult,
 };
 
 /// The hop that accepted a message, in its first history entry.
@@ -295,6 +297,92 @@ pub(super) fn release_claims(conn: &Connection, ids: &[MessageId], claimant: &st
         .execute(params![id.to_string(), claimant])?;
     }
     Ok(())
+}
+
+/// Creates or updates the channel with `channel`'s vendor key, as
+/// [`crate::MessageStore::put_channel`] describes. The look-up and the write
+/// run in one writer job, so two puts of one key cannot both create it.
+pub(super) fn put_channel(
+    conn: &Connection,
+    channel: &pb::Channel,
+    now: Timestamp,
+) -> Result<(PutChannelOutcome, pb::Channel), StoreError> {
+    let (vendor_name, vendor_channel_id) = channel_vendor_key(channel)?;
+    let metadata = metadata_to_db(channel.metadata.as_ref());
+
+    if let Some(existing) = queries::channel_by_vendor(conn, vendor_name, vendor_channel_id)? {
+        // The stored id and creation time win over any given: the channel
+        // is already known, and its id is what other records point at.
+        if same_fields(&existing, channel)? {
+            return Ok((PutChannelOutcome::Unchanged, pb::Channel::try_from(existing)?));
+        }
+        conn.prepare_cached(
+            "UPDATE channels SET name = ?2, context = ?3, type = ?4, metadata = ?5 WHERE id = ?1",
+        )?
+        .execute(params![
+            existing.id,
+            channel.name,
+            channel.context,
+            channel.r#type,
+            metadata
+        ])?;
+        return Ok((PutChannelOutcome::Updated, stored_channel(conn, &existing.id)?));
+    }
+
+    let id = if channel.id.is_empty() {
+        uuid::Uuid::now_v7().to_string()
+    } else {
+        // The vendor key is new, so an existing row with this id belongs to
+        // another conversation: taking it over would merge the two.
+        if let Some(other) = queries::channel_by_id(conn, &channel.id)? {
+            return Err(StoreError::Invalid {
+                field: CHANNEL_ID_FIELD,
+                reason: format!(
+                    "{:?} is already the id of the {} channel {:?}",
+                    channel.id, other.vendor_name, other.vendor_channel_id
+                ),
+            });
+        }
+        channel.id.clone()
+    };
+    let created_at = channel.created_at.map_or(now, Timestamp::from);
+    conn.prepare_cached(
+        "INSERT INTO channels (id, vendor_name, vendor_channel_id, name, context, type, metadata, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        id,
+        vendor_name,
+        vendor_channel_id,
+        channel.name,
+        channel.context,
+        channel.r#type,
+        metadata,
+        created_at.as_micros(),
+    ])?;
+    Ok((PutChannelOutcome::Created, stored_channel(conn, &id)?))
+}
+
+/// Whether a put would change nothing. Metadata is compared as JSON values,
+/// not as text, and the stored side goes through a `Struct` first, so an
+/// integer or another key order in the column cannot make an identical put
+/// look like an update.
+fn same_fields(existing: &RawChannel, channel: &pb::Channel) -> Result<bool, StoreError> {
+    if existing.name != channel.name || existing.context != channel.context || existing.kind != channel.r#type
+    {
+        return Ok(false);
+    }
+    let stored = metadata_from_db(&existing.metadata)
+        .map_err(|e| StoreError::Corrupt(format!("channel {}: bad metadata: {e}", existing.id)))?;
+    let given = channel.metadata.as_ref().map(struct_to_json).unwrap_or_default();
+    Ok(struct_to_json(&struct_from_json(stored)) == given)
+}
+
+/// The channel as it now stands, read back through the writing connection.
+fn stored_channel(conn: &Connection, id: &str) -> Result<pb::Channel, StoreError> {
+    let raw = queries::channel_by_id(conn, id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("channel {id} vanished as it was written")))?;
+    pb::Channel::try_from(raw)
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use tonic::transport::{Channel, Endpoint};
 use super::convert;
 use super::status::from_status;
 use crate::{
-    ClaimOutcome, MessageStore, NewMessage, Page, PutResult, StatusChange, StoreError, TransitionResult,
+    ChannelPage, ClaimOutcome, MessageStore, NewMessage, Page, PutChannelOutcome, PutResult, StatusChange,
+    StoreError, TransitionResult,
 };
 
 /// How long a connection attempt may take before the call fails as
@@ -159,6 +160,65 @@ impl MessageStore for StoreClient {
             .await
             .map_err(|s| from_status(&s))?;
         convert::claim_results_from_proto(response.into_inner(), ids)
+    }
+
+    async fn put_channel(
+        &self,
+        channel: pb::Channel,
+    ) -> Result<(PutChannelOutcome, pb::Channel), StoreError> {
+        let request = pb::StorePutChannelRequest {
+            channel: Some(channel),
+        };
+        let response = self
+            .rpc()
+            .put_channel(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        convert::put_channel_from_response(response.into_inner())
+    }
+
+    async fn get_channel(&self, id: &str) -> Result<Option<pb::Channel>, StoreError> {
+        let request = pb::StoreGetChannelRequest {
+            channel_id: id.to_owned(),
+        };
+        let response = self
+            .rpc()
+            .get_channel(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(response.into_inner().channel)
+    }
+
+    async fn find_channel(
+        &self,
+        vendor_name: &str,
+        vendor_channel_id: &str,
+    ) -> Result<Option<pb::Channel>, StoreError> {
+        let request = pb::StoreFindChannelRequest {
+            vendor_name: vendor_name.to_owned(),
+            vendor_channel_id: vendor_channel_id.to_owned(),
+        };
+        let response = self
+            .rpc()
+            .find_channel(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(response.into_inner().channel)
+    }
+
+    async fn list_channels(
+        &self,
+        vendor_name: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<ChannelPage, StoreError> {
+        let request = convert::list_channels_request(vendor_name, after, limit);
+        let response = self
+            .rpc()
+            .list_channels(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(convert::channel_page_from_proto(response.into_inner()))
     }
 
     async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {

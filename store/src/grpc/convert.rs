@@ -10,8 +10,8 @@ use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Recip
 use chat4all_proto::v1 as pb;
 
 use crate::{
-    ClaimOutcome, MessageRef, NewMessage, Page, PutOutcome, PutResult, StatusChange, StoreError,
-    TransitionOutcome, TransitionResult,
+    ChannelPage, ClaimOutcome, MessageRef, NewMessage, Page, PutChannelOutcome, PutOutcome, PutResult,
+    StatusChange, StoreError, TransitionOutcome, TransitionResult,
 };
 
 /// The names of request fields a `StoreError::Invalid` may blame, as the
@@ -30,6 +30,11 @@ pub(super) mod field {
     pub(in crate::grpc) const UPDATE_STATUS: &str = "updates.status";
     pub(in crate::grpc) const CLAIM_MESSAGE_IDS: &str = "message_ids";
     pub(in crate::grpc) const STUCK_STATUS: &str = "status";
+    pub(in crate::grpc) const CHANNEL: &str = "channel";
+    /// The channel fields the store itself refuses (see `crate::model`).
+    pub(in crate::grpc) const CHANNEL_ID: &str = crate::model::CHANNEL_ID_FIELD;
+    pub(in crate::grpc) const CHANNEL_VENDOR_NAME: &str = crate::model::CHANNEL_VENDOR_NAME_FIELD;
+    pub(in crate::grpc) const CHANNEL_VENDOR_CHANNEL_ID: &str = crate::model::CHANNEL_VENDOR_CHANNEL_ID_FIELD;
 
     /// Every name above, so a client can hand back the `&'static str` a
     /// server named.
@@ -46,6 +51,10 @@ pub(super) mod field {
         UPDATE_STATUS,
         CLAIM_MESSAGE_IDS,
         STUCK_STATUS,
+        CHANNEL,
+        CHANNEL_ID,
+        CHANNEL_VENDOR_NAME,
+        CHANNEL_VENDOR_CHANNEL_ID,
     ];
 }
 
@@ -88,7 +97,34 @@ pub(super) fn status_change_to_proto(c: StatusChange) -> pb::StatusUpdate {
     }
 }
 
+pub(super) fn list_channels_request(
+    vendor_name: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> pb::StoreListChannelsRequest {
+    pb::StoreListChannelsRequest {
+        vendor_name: vendor_name.unwrap_or_default().to_owned(),
+        limit,
+        after: after.unwrap_or_default().to_owned(),
+    }
+}
+
 // ---- requests: wire → model (server) ----
+
+/// The channel of a put; its fields are the store's to judge, so that the
+/// embedded store and the server refuse the same things the same way.
+pub(super) fn put_channel_from_proto(r: pb::StorePutChannelRequest) -> Result<pb::Channel, StoreError> {
+    r.channel
+        .ok_or_else(|| invalid(field::CHANNEL, "is required".to_owned()))
+}
+
+/// `(vendor_name, after)` of a list request; empty means not given.
+pub(super) fn list_channels_from_proto(r: &pb::StoreListChannelsRequest) -> (Option<&str>, Option<&str>) {
+    (
+        Some(r.vendor_name.as_str()).filter(|v| !v.is_empty()),
+        Some(r.after.as_str()).filter(|a| !a.is_empty()),
+    )
+}
 
 pub(super) fn new_message_from_proto(m: Option<pb::NewMessage>) -> Result<NewMessage, StoreError> {
     let m = m.ok_or_else(|| invalid(field::MESSAGE, "is required".to_owned()))?;
@@ -234,7 +270,41 @@ pub(super) fn claim_results_to_proto(
     pb::ClaimForSendResponse { results }
 }
 
+pub(super) fn put_channel_to_proto(
+    (outcome, channel): (PutChannelOutcome, pb::Channel),
+) -> pb::StorePutChannelResponse {
+    pb::StorePutChannelResponse {
+        outcome: outcome.to_proto().into(),
+        channel: Some(channel),
+    }
+}
+
+pub(super) fn channel_page_to_proto(page: ChannelPage) -> pb::StoreListChannelsResponse {
+    pb::StoreListChannelsResponse {
+        channels: page.channels,
+        next_cursor: page.next_cursor.unwrap_or_default(),
+    }
+}
+
 // ---- responses: wire → model (client) ----
+
+pub(super) fn put_channel_from_response(
+    r: pb::StorePutChannelResponse,
+) -> Result<(PutChannelOutcome, pb::Channel), StoreError> {
+    let outcome = PutChannelOutcome::from_proto(r.outcome)
+        .ok_or_else(|| unexpected(format!("put channel outcome {}", r.outcome)))?;
+    let channel = r
+        .channel
+        .ok_or_else(|| unexpected("a put without its channel".to_owned()))?;
+    Ok((outcome, channel))
+}
+
+pub(super) fn channel_page_from_proto(r: pb::StoreListChannelsResponse) -> ChannelPage {
+    ChannelPage {
+        channels: r.channels,
+        next_cursor: non_empty(r.next_cursor),
+    }
+}
 
 pub(super) fn put_result_from_proto(r: pb::PutMessageResponse) -> Result<PutResult, StoreError> {
     let outcome =
@@ -441,6 +511,43 @@ mod tests {
             field_of(claim_ids_from_proto(&["x".into()]).unwrap_err()),
             field::CLAIM_MESSAGE_IDS
         );
+    }
+
+    #[test]
+    fn channel_requests_and_answers_round_trip() {
+        let request = list_channels_request(Some("chotot"), Some("6162"), 7);
+        assert_eq!(list_channels_from_proto(&request), (Some("chotot"), Some("6162")));
+        let request = list_channels_request(None, None, 0);
+        assert_eq!(list_channels_from_proto(&request), (None, None));
+
+        let channel = pb::Channel {
+            id: "ch-1".into(),
+            ..Default::default()
+        };
+        let put = (PutChannelOutcome::Updated, channel.clone());
+        assert_eq!(
+            put_channel_from_response(put_channel_to_proto(put.clone())).unwrap(),
+            put
+        );
+        assert!(matches!(
+            put_channel_from_response(pb::StorePutChannelResponse {
+                outcome: 0,
+                channel: Some(channel.clone())
+            }),
+            Err(StoreError::Corrupt(_))
+        ));
+        let page = ChannelPage {
+            channels: vec![channel],
+            next_cursor: None,
+        };
+        assert_eq!(channel_page_from_proto(channel_page_to_proto(page.clone())), page);
+        assert!(matches!(
+            put_channel_from_proto(pb::StorePutChannelRequest { channel: None }),
+            Err(StoreError::Invalid {
+                field: field::CHANNEL,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -145,6 +145,62 @@ impl<S: MessageStore + ?Sized> MessageStoreRpc for StoreService<S> {
         .await
     }
 
+    #[instrument(skip_all, fields(channel_id = tracing::field::Empty))]
+    async fn put_channel(
+        &self,
+        request: Request<pb::StorePutChannelRequest>,
+    ) -> Result<Response<pb::StorePutChannelResponse>, Status> {
+        answer(async {
+            let channel = convert::put_channel_from_proto(request.into_inner())?;
+            let put = self.store.put_channel(channel).await?;
+            tracing::Span::current().record("channel_id", put.1.id.as_str());
+            Ok(convert::put_channel_to_proto(put))
+        })
+        .await
+    }
+
+    async fn get_channel(
+        &self,
+        request: Request<pb::StoreGetChannelRequest>,
+    ) -> Result<Response<pb::StoreGetChannelResponse>, Status> {
+        answer(async {
+            let channel = self.store.get_channel(&request.get_ref().channel_id).await?;
+            Ok(pb::StoreGetChannelResponse { channel })
+        })
+        .await
+    }
+
+    async fn find_channel(
+        &self,
+        request: Request<pb::StoreFindChannelRequest>,
+    ) -> Result<Response<pb::StoreGetChannelResponse>, Status> {
+        answer(async {
+            let request = request.get_ref();
+            let channel = self
+                .store
+                .find_channel(&request.vendor_name, &request.vendor_channel_id)
+                .await?;
+            Ok(pb::StoreGetChannelResponse { channel })
+        })
+        .await
+    }
+
+    async fn list_channels(
+        &self,
+        request: Request<pb::StoreListChannelsRequest>,
+    ) -> Result<Response<pb::StoreListChannelsResponse>, Status> {
+        answer(async {
+            let request = request.get_ref();
+            let (vendor_name, after) = convert::list_channels_from_proto(request);
+            let page = self
+                .store
+                .list_channels(vendor_name, after, request.limit)
+                .await?;
+            Ok(convert::channel_page_to_proto(page))
+        })
+        .await
+    }
+
     async fn release_claims(
         &self,
         request: Request<pb::ReleaseClaimsRequest>,
