@@ -9,6 +9,7 @@
 //! the one place errors become gRPC statuses, `service` the handlers,
 //! `watchers` the fan-out of `message-events` to streams.
 
+mod channels;
 pub mod config;
 mod publish;
 mod reconcile;

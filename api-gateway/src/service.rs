@@ -6,8 +6,8 @@ use std::time::Instant;
 use chat4all_domain::{DeliveryStatus, MessageId, SOURCE_API, Timestamp};
 use chat4all_kafka::{Producer, topics};
 use chat4all_proto::v1::{
-    GetMessageRequest, GetMessageResponse, ListMessagesRequest, ListMessagesResponse, MessageEvent,
-    SendMessageRequest, SendMessageResponse, WatchMessagesRequest,
+    self as pb, GetMessageRequest, GetMessageResponse, ListMessagesRequest, ListMessagesResponse,
+    MessageEvent, SendMessageRequest, SendMessageResponse, WatchMessagesRequest,
     messaging_service_server::MessagingService,
 };
 use chat4all_store::{NewMessage, PutOutcome, SharedStore};
@@ -15,6 +15,7 @@ use chat4all_telemetry::TraceContext;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::channels;
 use crate::config::GatewayConfig;
 use crate::publish;
 use crate::status;
@@ -59,7 +60,7 @@ impl MessagingService for Messaging {
         let started = Instant::now();
         let trace = TraceContext::from_metadata(request.metadata())
             .map_or_else(TraceContext::new_root, |parent| parent.child());
-        let req = request.into_inner();
+        let req = channels::resolve_recipient(&self.store, request.into_inner()).await?;
         let valid = validate_send(&req, &self.config.enabled_platforms, self.config.max_text_chars).map_err(
             |violations| {
                 metrics::counter!("chat4all_messages_rejected_total", "reason" => "invalid_argument")
@@ -178,6 +179,33 @@ impl MessagingService for Messaging {
             messages: page.messages,
             next_page_token: page.next_cursor.unwrap_or_default(),
         }))
+    }
+
+    async fn create_channel(
+        &self,
+        request: Request<pb::CreateChannelRequest>,
+    ) -> Result<Response<pb::CreateChannelResponse>, Status> {
+        channels::create(&self.store, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_channel(
+        &self,
+        request: Request<pb::GetChannelRequest>,
+    ) -> Result<Response<pb::Channel>, Status> {
+        channels::get(&self.store, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_channels(
+        &self,
+        request: Request<pb::ListChannelsRequest>,
+    ) -> Result<Response<pb::ListChannelsResponse>, Status> {
+        channels::list(&self.store, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type WatchMessagesStream = EventStream;
