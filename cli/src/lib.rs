@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod migrate;
 pub mod system;
 
 pub use system::{System, SystemConfig};

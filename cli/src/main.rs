@@ -70,6 +70,11 @@ enum Command {
         #[arg(long, env = "CHAT4ALL_PARTITIONS", default_value_t = 8)]
         partitions: i32,
     },
+    /// Moves data to the current model.
+    Migrate {
+        #[command(subcommand)]
+        what: Migration,
+    },
     /// Measures the one-machine system against bare tonic and bare Kafka.
     Bench {
         #[command(flatten)]
@@ -77,6 +82,24 @@ enum Command {
         /// Where the benchmark's store lives (a fresh temporary one by default).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Migration {
+    /// Legacy channel documents (JSON lines: external_channel_id,
+    /// item_name, item_price, ...) into channels with vendor and metadata.
+    /// Running it again changes nothing.
+    Channels {
+        /// The JSON-lines file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Write to the embedded store under this directory (nothing else
+        /// may be running on it) instead of the store service.
+        #[arg(long, conflicts_with = "addr")]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        store: chat4all_store::grpc::StoreArgs,
     },
 }
 
@@ -159,6 +182,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let topics = chat4all_kafka::topics::all();
             chat4all_kafka::admin::ensure_topics(&kafka, &topics, partitions).await?;
             println!("{} topics present on {}", topics.len(), kafka.bootstrap);
+            Ok(())
+        }
+        Command::Migrate {
+            what:
+                Migration::Channels {
+                    from,
+                    data_dir,
+                    store,
+                },
+        } => {
+            let store: chat4all_store::SharedStore = match data_dir {
+                Some(dir) => std::sync::Arc::new(
+                    chat4all_store::embedded::EmbeddedStore::open(
+                        &dir.join("store.sqlite3"),
+                        Default::default(),
+                    )
+                    .with_context(|| format!("opening the store under {}", dir.display()))?,
+                ),
+                None => store.connect().context("store address")?,
+            };
+            let report = chat4all::migrate::channels(&store, &from).await?;
+            println!("{report}");
             Ok(())
         }
         Command::Bench { options, data_dir } => {
