@@ -25,8 +25,8 @@ use chat4all_proto::v1 as pb;
 
 pub use error::StoreError;
 pub use model::{
-    ChannelPage, ClaimOutcome, MessageRef, NewMessage, Page, PutChannelOutcome, PutOutcome, PutResult,
-    StatusChange, TransitionOutcome, TransitionResult,
+    ChannelPage, ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, Page,
+    PutChannelOutcome, PutOutcome, PutResult, StatusChange, TransitionOutcome, TransitionResult,
 };
 
 /// A shared handle on whichever backend is configured.
@@ -107,6 +107,19 @@ pub trait MessageStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<ChannelPage, StoreError>;
+
+    /// Stores what a platform user wrote, once, in one transaction:
+    /// - a key `(platform, vendor_channel_id, external_message_id)` seen
+    ///   within its window is `Duplicate` (nothing written; the first
+    ///   message and its channel come back); an expired key counts as unseen,
+    ///   and expired keys are purged as writes go, so they cost nothing;
+    /// - the channel with vendor key `(platform, vendor_channel_id)` is found,
+    ///   or created (named after the sender) with `channel_created`;
+    /// - the message is stored with source `vendor:<platform>`, conversation
+    ///   = the channel id, recipient = the vendor key, sender id and name,
+    ///   status DELIVERED at `at` (never ACCEPTED: the reconciler must not
+    ///   take it for an unsent message), platform message id = the external id.
+    async fn put_inbound(&self, inbound: NewInbound) -> Result<InboundResult, StoreError>;
 
     /// Gives back `claimant`'s claims on messages it never sent to the
     /// platform (it was stopped first), so their redelivered records are

@@ -103,6 +103,34 @@ pub(crate) const CHANNEL_ID_FIELD: &str = "channel.id";
 pub(crate) const CHANNEL_VENDOR_NAME_FIELD: &str = "channel.vendor.name";
 pub(crate) const CHANNEL_VENDOR_CHANNEL_ID_FIELD: &str = "channel.vendor.channel_id";
 
+/// The `put_inbound` fields a backend refuses, named as `PutInboundRequest`
+/// nests them; shared for the same reason as [`CURSOR_FIELD`].
+pub(crate) const INBOUND_VENDOR_CHANNEL_ID_FIELD: &str = "inbound.vendor_channel_id";
+pub(crate) const INBOUND_EXTERNAL_MESSAGE_ID_FIELD: &str = "inbound.external_message_id";
+pub(crate) const INBOUND_MESSAGE_ID_FIELD: &str = "message_id";
+
+/// What every backend refuses before looking anything up: an inbound message
+/// without its de-duplication key could be neither found again nor told
+/// apart from a redelivery.
+pub(crate) fn check_inbound_key(inbound: &NewInbound) -> Result<(), crate::StoreError> {
+    let required = |field| crate::StoreError::Invalid {
+        field,
+        reason: "is required".to_owned(),
+    };
+    if inbound.vendor_channel_id.is_empty() {
+        return Err(required(INBOUND_VENDOR_CHANNEL_ID_FIELD));
+    }
+    if inbound.external_message_id.is_empty() {
+        return Err(required(INBOUND_EXTERNAL_MESSAGE_ID_FIELD));
+    }
+    Ok(())
+}
+
+/// The source of a message a user of `platform` wrote.
+pub(crate) fn inbound_source(platform: Platform) -> String {
+    format!("vendor:{}", platform.as_str())
+}
+
 /// What every backend refuses before looking anything up: a channel with no
 /// vendor key cannot be found again. Returns the key.
 pub(crate) fn channel_vendor_key(channel: &pb::Channel) -> Result<(&str, &str), crate::StoreError> {
@@ -142,6 +170,24 @@ impl PutOutcome {
             pb::PutOutcome::Created => Some(PutOutcome::Created),
             pb::PutOutcome::Duplicate => Some(PutOutcome::Duplicate),
             pb::PutOutcome::KeyConflict => Some(PutOutcome::KeyConflict),
+        }
+    }
+}
+
+impl InboundOutcome {
+    pub fn to_proto(self) -> pb::PutInboundOutcome {
+        match self {
+            InboundOutcome::Stored => pb::PutInboundOutcome::Stored,
+            InboundOutcome::Duplicate => pb::PutInboundOutcome::Duplicate,
+        }
+    }
+
+    /// From the wire; None for UNSPECIFIED or an unknown number.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::PutInboundOutcome::try_from(value).ok()? {
+            pb::PutInboundOutcome::Unspecified => None,
+            pb::PutInboundOutcome::Stored => Some(InboundOutcome::Stored),
+            pb::PutInboundOutcome::Duplicate => Some(InboundOutcome::Duplicate),
         }
     }
 }
@@ -246,6 +292,10 @@ mod tests {
         ] {
             assert_eq!(PutChannelOutcome::from_proto(o.to_proto().into()), Some(o));
         }
+        for o in [InboundOutcome::Stored, InboundOutcome::Duplicate] {
+            assert_eq!(InboundOutcome::from_proto(o.to_proto().into()), Some(o));
+        }
+        assert_eq!(InboundOutcome::from_proto(0), None);
         assert_eq!(PutChannelOutcome::from_proto(0), None);
         assert_eq!(PutOutcome::from_proto(0), None);
         assert_eq!(TransitionOutcome::from_proto(99), None);
@@ -270,4 +320,39 @@ pub struct ChannelPage {
     pub channels: Vec<pb::Channel>,
     /// None on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// What a platform user wrote, as the router hands it to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewInbound {
+    /// Our id for the message, used if it is new.
+    pub id: MessageId,
+    pub platform: Platform,
+    pub vendor_channel_id: String,
+    pub external_message_id: String,
+    pub sender_id: String,
+    pub sender_name: String,
+    pub text: String,
+    /// When the user wrote it, as the platform says.
+    pub at: Timestamp,
+    pub trace_id: String,
+    /// How long `(platform, vendor_channel_id, external_message_id)` is
+    /// remembered: a redelivery within it is a duplicate.
+    pub dedup_window: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundOutcome {
+    Stored,
+    /// Seen within the window: nothing written.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundResult {
+    pub outcome: InboundOutcome,
+    /// The message stored (the first one, on Duplicate).
+    pub message: pb::Message,
+    pub channel: pb::Channel,
+    pub channel_created: bool,
 }

@@ -18,6 +18,7 @@ use crate::SharedStore;
 
 mod channels;
 mod claims;
+mod inbound;
 mod messages;
 mod support;
 #[cfg(test)]
@@ -30,6 +31,11 @@ pub use channels::{
 };
 pub use claims::{
     claim_first_wins, released_claims_are_claimable_again, stuck_messages_are_found_oldest_first,
+};
+pub use inbound::{
+    inbound_channel_without_sender_name_is_named_by_vendor_id, inbound_finds_an_existing_channel,
+    inbound_first_message_creates_channel, inbound_key_expires_after_its_window,
+    inbound_messages_are_never_stuck, inbound_redelivery_is_duplicate, inbound_without_key_is_invalid,
 };
 pub use messages::{idempotent_put, list_pages_newest_first, put_then_get};
 pub use transitions::{
@@ -69,6 +75,13 @@ pub const CHECKS: &[(&str, Check)] = checks![
     channel_given_id_is_kept,
     channel_without_vendor_key_is_invalid,
     channels_list_in_pages,
+    inbound_first_message_creates_channel,
+    inbound_channel_without_sender_name_is_named_by_vendor_id,
+    inbound_redelivery_is_duplicate,
+    inbound_key_expires_after_its_window,
+    inbound_finds_an_existing_channel,
+    inbound_without_key_is_invalid,
+    inbound_messages_are_never_stuck,
 ];
 
 /// Runs every check against `store`, in order, naming each on stderr so a

@@ -34,8 +34,8 @@ use chat4all_proto::v1 as pb;
 use self::readers::Readers;
 use self::writer::Writer;
 use crate::{
-    ChannelPage, ClaimOutcome, MessageStore, NewMessage, Page, PutChannelOutcome, PutResult, StatusChange,
-    StoreError, TransitionResult,
+    ChannelPage, ClaimOutcome, InboundResult, MessageStore, NewInbound, NewMessage, Page, PutChannelOutcome,
+    PutResult, StatusChange, StoreError, TransitionResult,
 };
 
 /// How hard each commit is pushed to disk.
@@ -282,6 +282,15 @@ impl MessageStore for EmbeddedStore {
         self.inner
             .readers
             .read(move |conn| queries::channel_page(conn, vendor_name.as_deref(), after.as_deref(), limit))
+            .await
+    }
+
+    async fn put_inbound(&self, inbound: NewInbound) -> Result<InboundResult, StoreError> {
+        // Refused before queueing: a bad request need not wait for the writer.
+        crate::model::check_inbound_key(&inbound)?;
+        self.inner
+            .writer
+            .submit(move |conn| writes::put_inbound(conn, &inbound, Timestamp::now()))
             .await
     }
 }

@@ -19,7 +19,7 @@ macro_rules! message_columns {
     () => {
         "seq, id, conversation_id, recipient_platform, recipient_id, text, source, trace_id, status, \
          created_at, accepted_at, routed_at, sent_at, delivered_at, read_at, failed_at, \
-         platform_message_id, failure_code, failure_reason"
+         platform_message_id, failure_code, failure_reason, sender_id, sender_name"
     };
 }
 pub(super) use message_columns;
@@ -51,6 +51,8 @@ pub(super) struct RawMessage {
     pub(super) platform_message_id: Option<String>,
     pub(super) failure_code: Option<String>,
     pub(super) failure_reason: Option<String>,
+    pub(super) sender_id: String,
+    pub(super) sender_name: String,
 }
 
 impl RawMessage {
@@ -74,6 +76,8 @@ impl RawMessage {
             platform_message_id: row.get("platform_message_id")?,
             failure_code: row.get("failure_code")?,
             failure_reason: row.get("failure_reason")?,
+            sender_id: row.get("sender_id")?,
+            sender_name: row.get("sender_name")?,
         })
     }
 }
@@ -93,6 +97,9 @@ pub(super) struct MessageRow {
     pub(super) timeline: Timeline,
     pub(super) platform_message_id: Option<String>,
     pub(super) failure: Option<pb::Failure>,
+    /// Who wrote it, on an inbound message; empty otherwise.
+    pub(super) sender_id: String,
+    pub(super) sender_name: String,
 }
 
 impl TryFrom<RawMessage> for MessageRow {
@@ -143,6 +150,8 @@ impl TryFrom<RawMessage> for MessageRow {
             timeline,
             platform_message_id: raw.platform_message_id,
             failure,
+            sender_id: raw.sender_id,
+            sender_name: raw.sender_name,
         })
     }
 }
@@ -167,6 +176,8 @@ impl MessageRow {
             platform_message_id: self.platform_message_id.unwrap_or_default(),
             created_at: Some(self.created_at.into()),
             failure: self.failure,
+            sender_id: self.sender_id,
+            sender_name: self.sender_name,
         }
     }
 }
@@ -337,6 +348,8 @@ mod tests {
             platform_message_id: Some("wamid.1".into()),
             failure_code: None,
             failure_reason: None,
+            sender_id: String::new(),
+            sender_name: String::new(),
         }
     }
 

@@ -18,7 +18,7 @@ use super::{EmbeddedOptions, Synchronous};
 use crate::StoreError;
 
 /// The migrations, in order; never edit one that shipped, append another.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 const V1: &str = "
 CREATE TABLE messages (
@@ -96,6 +96,26 @@ CREATE TABLE channels (
 ) STRICT;
 
 CREATE INDEX channels_by_vendor ON channels (vendor_name, id);
+";
+
+/// Inbound messages: who wrote them, and the keys that tell a platform's
+/// redelivery from a new message. A key lives until `expires_at` (micros);
+/// the index lets each write purge a few expired keys without a scan, so
+/// the table holds about one window's worth of keys however long it runs.
+const V4: &str = "
+ALTER TABLE messages ADD COLUMN sender_id   TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN sender_name TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE inbound_keys (
+    platform          TEXT    NOT NULL,
+    vendor_channel_id TEXT    NOT NULL,
+    external_id       TEXT    NOT NULL,
+    message_seq       INTEGER NOT NULL REFERENCES messages (seq),
+    expires_at        INTEGER NOT NULL,
+    PRIMARY KEY (platform, vendor_channel_id, external_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX inbound_keys_by_expiry ON inbound_keys (expires_at);
 ";
 
 /// The one connection that writes: WAL, so readers never wait for it.

@@ -9,14 +9,16 @@
 use chat4all_domain::json_struct::{struct_from_json, struct_to_json};
 use chat4all_domain::{Decision, DeliveryStatus, MessageId, Timestamp, decide};
 use chat4all_proto::v1 as pb;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::queries;
 use super::rows::{MessageRow, RawChannel, metadata_from_db, metadata_to_db, outcome_to_db};
-use crate::model::{CHANNEL_ID_FIELD, channel_vendor_key};
+use crate::model::{
+    CHANNEL_ID_FIELD, INBOUND_MESSAGE_ID_FIELD, channel_vendor_key, check_inbound_key, inbound_source,
+};
 use crate::{
-    ClaimOutcome, MessageRef, NewMessage, PutChannelOutcome, PutOutcome, PutResult, StatusChange, StoreError,
-    TransitionOutcome, TransitionResult,
+    ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, PutChannelOutcome,
+    PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome, TransitionResult,
 };
 
 /// The hop that accepted a message, in its first history entry.
@@ -308,7 +310,6 @@ pub(super) fn put_channel(
     now: Timestamp,
 ) -> Result<(PutChannelOutcome, pb::Channel), StoreError> {
     let (vendor_name, vendor_channel_id) = channel_vendor_key(channel)?;
-    let metadata = metadata_to_db(channel.metadata.as_ref());
 
     if let Some(existing) = queries::channel_by_vendor(conn, vendor_name, vendor_channel_id)? {
         // The stored id and creation time win over any given: the channel
@@ -316,6 +317,7 @@ pub(super) fn put_channel(
         if same_fields(&existing, channel)? {
             return Ok((PutChannelOutcome::Unchanged, pb::Channel::try_from(existing)?));
         }
+        let metadata = metadata_to_db(channel.metadata.as_ref());
         conn.prepare_cached(
             "UPDATE channels SET name = ?2, context = ?3, type = ?4, metadata = ?5 WHERE id = ?1",
         )?
@@ -329,6 +331,21 @@ pub(super) fn put_channel(
         return Ok((PutChannelOutcome::Updated, stored_channel(conn, &existing.id)?));
     }
 
+    let created = create_channel(conn, channel, vendor_name, vendor_channel_id, now)?;
+    Ok((PutChannelOutcome::Created, created))
+}
+
+/// Inserts `channel` under a vendor key nobody holds yet (the caller looked
+/// it up in the same job): shared by `put_channel` and `put_inbound`, so a
+/// channel is created one way whoever creates it.
+fn create_channel(
+    conn: &Connection,
+    channel: &pb::Channel,
+    vendor_name: &str,
+    vendor_channel_id: &str,
+    now: Timestamp,
+) -> Result<pb::Channel, StoreError> {
+    let metadata = metadata_to_db(channel.metadata.as_ref());
     let id = if channel.id.is_empty() {
         uuid::Uuid::now_v7().to_string()
     } else {
@@ -360,7 +377,174 @@ pub(super) fn put_channel(
         metadata,
         created_at.as_micros(),
     ])?;
-    Ok((PutChannelOutcome::Created, stored_channel(conn, &id)?))
+    stored_channel(conn, &id)
+}
+
+/// The hop that stores an inbound message, in its one history entry.
+const INBOUND_HOP: &str = "router";
+
+/// Expired inbound keys deleted by each `put_inbound`: a few per write keep
+/// the table at about one window's worth of keys, and no write pays for a
+/// backlog all at once.
+const INBOUND_PURGE_BATCH: i64 = 64;
+
+/// Stores what a platform user wrote, as [`crate::MessageStore::put_inbound`]
+/// describes. The key look-up, the channel's find-or-create and the inserts
+/// run in one writer job, so two deliveries of one message cannot both store
+/// it, nor two first messages of one user both create the channel.
+pub(super) fn put_inbound(
+    conn: &Connection,
+    inbound: &NewInbound,
+    now: Timestamp,
+) -> Result<InboundResult, StoreError> {
+    check_inbound_key(inbound)?;
+    let platform = inbound.platform.as_str();
+    purge_expired_inbound_keys(conn, now)?;
+
+    let seen: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT message_seq, expires_at FROM inbound_keys \
+             WHERE platform = ?1 AND vendor_channel_id = ?2 AND external_id = ?3",
+        )?
+        .query_row(
+            params![platform, inbound.vendor_channel_id, inbound.external_message_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    if let Some((seq, expires_at)) = seen
+        && expires_at > now.as_micros()
+    {
+        return inbound_duplicate(conn, seq);
+    }
+    // A retry after the key expired may reuse the id of what it stored the
+    // first time; the id names one message only.
+    if queries::message_exists(conn, &inbound.id)? {
+        return Err(StoreError::Invalid {
+            field: INBOUND_MESSAGE_ID_FIELD,
+            reason: format!("{} is already the id of another message", inbound.id),
+        });
+    }
+
+    let (channel, channel_created) =
+        match queries::channel_by_vendor(conn, platform, &inbound.vendor_channel_id)? {
+            Some(existing) => (pb::Channel::try_from(existing)?, false),
+            None => {
+                let name = if inbound.sender_name.is_empty() {
+                    inbound.vendor_channel_id.clone()
+                } else {
+                    inbound.sender_name.clone()
+                };
+                let template = pb::Channel {
+                    name,
+                    ..pb::Channel::default()
+                };
+                let created = create_channel(conn, &template, platform, &inbound.vendor_channel_id, now)?;
+                (created, true)
+            }
+        };
+
+    // DELIVERED (to us) from the moment it was written, and nothing before:
+    // an inbound message never passes ACCEPTED, so the reconciler, which
+    // looks for ACCEPTED messages, never takes it for an unsent one.
+    conn.prepare_cached(
+        "INSERT INTO messages (id, conversation_id, recipient_platform, recipient_id, text, source, \
+         trace_id, status, created_at, delivered_at, platform_message_id, sender_id, sender_name) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        inbound.id.to_string(),
+        channel.id,
+        platform,
+        inbound.vendor_channel_id,
+        inbound.text,
+        inbound_source(inbound.platform),
+        inbound.trace_id,
+        DeliveryStatus::Delivered.as_str(),
+        inbound.at.as_micros(),
+        inbound.external_message_id,
+        inbound.sender_id,
+        inbound.sender_name,
+    ])?;
+    let seq = conn.last_insert_rowid();
+    append_history(
+        conn,
+        seq,
+        &History {
+            status: DeliveryStatus::Delivered,
+            at: inbound.at,
+            hop: INBOUND_HOP,
+            outcome: TransitionOutcome::Applied,
+            detail: detail(None, Some(&inbound.external_message_id)),
+            recorded_at: now,
+        },
+    )?;
+    // The first message keeps the external id: a receipt naming it (should
+    // a platform send one) finds the message stored first.
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO external_ids (platform, external_id, message_seq) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![platform, inbound.external_message_id, seq])?;
+    let expires_at = now
+        .as_micros()
+        .saturating_add(window_micros(inbound.dedup_window));
+    conn.prepare_cached(
+        "INSERT INTO inbound_keys (platform, vendor_channel_id, external_id, message_seq, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (platform, vendor_channel_id, external_id) \
+         DO UPDATE SET message_seq = excluded.message_seq, expires_at = excluded.expires_at",
+    )?
+    .execute(params![
+        platform,
+        inbound.vendor_channel_id,
+        inbound.external_message_id,
+        seq,
+        expires_at
+    ])?;
+
+    let stored = queries::message_by_seq(conn, seq)?
+        .ok_or_else(|| StoreError::Corrupt(format!("message #{seq} vanished as it was written")))?;
+    Ok(InboundResult {
+        outcome: InboundOutcome::Stored,
+        message: queries::full_message(conn, stored)?,
+        channel,
+        channel_created,
+    })
+}
+
+/// The first message under a live key, with its channel: nothing written.
+fn inbound_duplicate(conn: &Connection, seq: i64) -> Result<InboundResult, StoreError> {
+    let first = queries::message_by_seq(conn, seq)?
+        .ok_or_else(|| StoreError::Corrupt(format!("inbound key points at missing message #{seq}")))?;
+    let channel_id = first.conversation_id.as_str().to_owned();
+    let channel = queries::channel_by_id(conn, &channel_id)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "inbound message {} has no channel {channel_id:?}",
+            first.id
+        ))
+    })?;
+    Ok(InboundResult {
+        outcome: InboundOutcome::Duplicate,
+        message: queries::full_message(conn, first)?,
+        channel: pb::Channel::try_from(channel)?,
+        channel_created: false,
+    })
+}
+
+/// Deletes a few keys whose window has passed. A WITHOUT ROWID table has no
+/// rowid to pick rows by, so the batch is chosen by its primary key.
+fn purge_expired_inbound_keys(conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM inbound_keys WHERE (platform, vendor_channel_id, external_id) IN \
+         (SELECT platform, vendor_channel_id, external_id FROM inbound_keys \
+          WHERE expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![now.as_micros(), INBOUND_PURGE_BATCH])?;
+    Ok(())
+}
+
+/// A window in micros; one too long for an i64 is as good as forever.
+fn window_micros(window: std::time::Duration) -> i64 {
+    i64::try_from(window.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Whether a put would change nothing. Metadata is compared as JSON values,
@@ -386,8 +570,47 @@ fn stored_channel(conn: &Connection, id: &str) -> Result<pb::Channel, StoreError
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expired_inbound_keys_are_purged_as_writes_go() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let inbound = |external: &str| NewInbound {
+            id: MessageId::generate(),
+            platform: chat4all_domain::Platform::Chotot,
+            vendor_channel_id: "purge".into(),
+            external_message_id: external.into(),
+            sender_id: "u".into(),
+            sender_name: String::new(),
+            text: "hi".into(),
+            at: Timestamp::from_secs(1_700_000_000),
+            trace_id: String::new(),
+            dedup_window: std::time::Duration::from_secs(1),
+        };
+        let keys = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM inbound_keys", [], |r| r.get(0))
+                .unwrap()
+        };
+        let t0 = Timestamp::from_secs(1_700_000_000);
+        for external in ["a", "b", "c"] {
+            put_inbound(&conn, &inbound(external), t0).unwrap();
+        }
+        assert_eq!(keys(&conn), 3);
+        // Within the window: a duplicate, and nothing purged.
+        let dup = put_inbound(&conn, &inbound("a"), t0).unwrap();
+        assert_eq!(dup.outcome, InboundOutcome::Duplicate);
+        assert_eq!(keys(&conn), 3);
+        // Past it: the old keys go, the new one stays.
+        let later = Timestamp::from_secs(1_700_000_002);
+        put_inbound(&conn, &inbound("d"), later).unwrap();
+        assert_eq!(keys(&conn), 1);
+        let again = put_inbound(&conn, &inbound("a"), later).unwrap();
+        assert_eq!(again.outcome, InboundOutcome::Stored);
+        assert!(!again.channel_created);
+    }
 
     #[test]
     fn details_name_the_failure_and_the_platform_id() {

@@ -13,8 +13,8 @@ use tonic::transport::{Channel, Endpoint};
 use super::convert;
 use super::status::from_status;
 use crate::{
-    ChannelPage, ClaimOutcome, MessageStore, NewMessage, Page, PutChannelOutcome, PutResult, StatusChange,
-    StoreError, TransitionResult,
+    ChannelPage, ClaimOutcome, InboundResult, MessageStore, NewInbound, NewMessage, Page, PutChannelOutcome,
+    PutResult, StatusChange, StoreError, TransitionResult,
 };
 
 /// How long a connection attempt may take before the call fails as
@@ -219,6 +219,19 @@ impl MessageStore for StoreClient {
             .await
             .map_err(|s| from_status(&s))?;
         Ok(convert::channel_page_from_proto(response.into_inner()))
+    }
+
+    async fn put_inbound(&self, inbound: NewInbound) -> Result<InboundResult, StoreError> {
+        // Refused here as the embedded store refuses it: no round trip for
+        // a request that cannot succeed, and the same error either way.
+        crate::model::check_inbound_key(&inbound)?;
+        let request = convert::new_inbound_to_proto(inbound)?;
+        let response = self
+            .rpc()
+            .put_inbound(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        convert::inbound_result_from_proto(response.into_inner())
     }
 
     async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {

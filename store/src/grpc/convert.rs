@@ -10,8 +10,8 @@ use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Recip
 use chat4all_proto::v1 as pb;
 
 use crate::{
-    ChannelPage, ClaimOutcome, MessageRef, NewMessage, Page, PutChannelOutcome, PutOutcome, PutResult,
-    StatusChange, StoreError, TransitionOutcome, TransitionResult,
+    ChannelPage, ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, Page,
+    PutChannelOutcome, PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome, TransitionResult,
 };
 
 /// The names of request fields a `StoreError::Invalid` may blame, as the
@@ -35,6 +35,14 @@ pub(super) mod field {
     pub(in crate::grpc) const CHANNEL_ID: &str = crate::model::CHANNEL_ID_FIELD;
     pub(in crate::grpc) const CHANNEL_VENDOR_NAME: &str = crate::model::CHANNEL_VENDOR_NAME_FIELD;
     pub(in crate::grpc) const CHANNEL_VENDOR_CHANNEL_ID: &str = crate::model::CHANNEL_VENDOR_CHANNEL_ID_FIELD;
+    pub(in crate::grpc) const INBOUND: &str = "inbound";
+    pub(in crate::grpc) const INBOUND_PLATFORM: &str = "inbound.platform";
+    /// The inbound fields the store itself refuses (see `crate::model`).
+    pub(in crate::grpc) const INBOUND_VENDOR_CHANNEL_ID: &str = crate::model::INBOUND_VENDOR_CHANNEL_ID_FIELD;
+    pub(in crate::grpc) const INBOUND_EXTERNAL_MESSAGE_ID: &str =
+        crate::model::INBOUND_EXTERNAL_MESSAGE_ID_FIELD;
+    pub(in crate::grpc) const INBOUND_MESSAGE_ID: &str = crate::model::INBOUND_MESSAGE_ID_FIELD;
+    pub(in crate::grpc) const DEDUP_WINDOW: &str = "dedup_window";
 
     /// Every name above, so a client can hand back the `&'static str` a
     /// server named.
@@ -55,6 +63,12 @@ pub(super) mod field {
         CHANNEL_ID,
         CHANNEL_VENDOR_NAME,
         CHANNEL_VENDOR_CHANNEL_ID,
+        INBOUND,
+        INBOUND_PLATFORM,
+        INBOUND_VENDOR_CHANNEL_ID,
+        INBOUND_EXTERNAL_MESSAGE_ID,
+        INBOUND_MESSAGE_ID,
+        DEDUP_WINDOW,
     ];
 }
 
@@ -109,7 +123,57 @@ pub(super) fn list_channels_request(
     }
 }
 
+pub(super) fn new_inbound_to_proto(i: NewInbound) -> Result<pb::PutInboundRequest, StoreError> {
+    let dedup_window = prost_types::Duration::try_from(i.dedup_window)
+        .map_err(|e| invalid(field::DEDUP_WINDOW, e.to_string()))?;
+    Ok(pb::PutInboundRequest {
+        inbound: Some(pb::InboundMessage {
+            platform: i.platform.as_str().to_owned(),
+            vendor_channel_id: i.vendor_channel_id,
+            sender_id: i.sender_id,
+            external_message_id: i.external_message_id,
+            text: i.text,
+            at: Some(i.at.into()),
+            sender_name: i.sender_name,
+        }),
+        message_id: i.id.to_string(),
+        trace_id: i.trace_id,
+        dedup_window: Some(dedup_window),
+    })
+}
+
 // ---- requests: wire → model (server) ----
+
+/// The inbound message of a put. The vendor ids are the store's to judge,
+/// as with channels; what cannot even be parsed is refused here.
+pub(super) fn new_inbound_from_proto(r: pb::PutInboundRequest) -> Result<NewInbound, StoreError> {
+    let i = r
+        .inbound
+        .ok_or_else(|| invalid(field::INBOUND, "is required".to_owned()))?;
+    let platform: Platform = i
+        .platform
+        .parse()
+        .map_err(|e: chat4all_domain::UnknownPlatform| invalid(field::INBOUND_PLATFORM, e.to_string()))?;
+    // No default window: remembering a key for no time at all would store
+    // every redelivery, so a missing one is the caller's mistake.
+    let dedup_window = r
+        .dedup_window
+        .ok_or_else(|| invalid(field::DEDUP_WINDOW, "is required".to_owned()))?;
+    let dedup_window = std::time::Duration::try_from(dedup_window)
+        .map_err(|e| invalid(field::DEDUP_WINDOW, e.to_string()))?;
+    Ok(NewInbound {
+        id: message_id_from_proto(&r.message_id, field::INBOUND_MESSAGE_ID)?,
+        platform,
+        vendor_channel_id: i.vendor_channel_id,
+        external_message_id: i.external_message_id,
+        sender_id: i.sender_id,
+        sender_name: i.sender_name,
+        text: i.text,
+        at: timestamp_or_now(i.at),
+        trace_id: r.trace_id,
+        dedup_window,
+    })
+}
 
 /// The channel of a put; its fields are the store's to judge, so that the
 /// embedded store and the server refuse the same things the same way.
@@ -286,7 +350,33 @@ pub(super) fn channel_page_to_proto(page: ChannelPage) -> pb::StoreListChannelsR
     }
 }
 
+pub(super) fn inbound_result_to_proto(r: InboundResult) -> pb::PutInboundResponse {
+    pb::PutInboundResponse {
+        outcome: r.outcome.to_proto().into(),
+        message: Some(r.message),
+        channel: Some(r.channel),
+        channel_created: r.channel_created,
+    }
+}
+
 // ---- responses: wire → model (client) ----
+
+pub(super) fn inbound_result_from_proto(r: pb::PutInboundResponse) -> Result<InboundResult, StoreError> {
+    let outcome = InboundOutcome::from_proto(r.outcome)
+        .ok_or_else(|| unexpected(format!("put inbound outcome {}", r.outcome)))?;
+    let message = r
+        .message
+        .ok_or_else(|| unexpected("an inbound put without its message".to_owned()))?;
+    let channel = r
+        .channel
+        .ok_or_else(|| unexpected("an inbound put without its channel".to_owned()))?;
+    Ok(InboundResult {
+        outcome,
+        message,
+        channel,
+        channel_created: r.channel_created,
+    })
+}
 
 pub(super) fn put_channel_from_response(
     r: pb::StorePutChannelResponse,

@@ -201,6 +201,20 @@ impl<S: MessageStore + ?Sized> MessageStoreRpc for StoreService<S> {
         .await
     }
 
+    #[instrument(skip_all, fields(message_id = tracing::field::Empty))]
+    async fn put_inbound(
+        &self,
+        request: Request<pb::PutInboundRequest>,
+    ) -> Result<Response<pb::PutInboundResponse>, Status> {
+        answer(async {
+            let inbound = convert::new_inbound_from_proto(request.into_inner())?;
+            tracing::Span::current().record("message_id", tracing::field::display(inbound.id));
+            let result = self.store.put_inbound(inbound).await?;
+            Ok(convert::inbound_result_to_proto(result))
+        })
+        .await
+    }
+
     async fn release_claims(
         &self,
         request: Request<pb::ReleaseClaimsRequest>,
