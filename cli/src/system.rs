@@ -212,8 +212,10 @@ impl System {
         tasks.push(("api-gateway", tokio::spawn(gateway.run(shutdown.clone()))));
 
         tasks.push(("router", {
-            let (kafka, shutdown) = (kafka.clone(), shutdown.clone());
-            tokio::spawn(async move { chat4all_router::run(&Default::default(), &kafka, shutdown).await })
+            let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
+            tokio::spawn(
+                async move { chat4all_router::run(&Default::default(), &kafka, store, shutdown).await },
+            )
         }));
         tasks.push(("status-consumer", {
             let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());

@@ -1,21 +1,25 @@
-//! The router: outbound routing (and, later, inbound sync).
+//! The router: outbound routing and inbound sync.
 //!
-//! It consumes `messages`, resolves each message's platform, marks it ROUTED
-//! on `status-updates` and produces it to `<platform>-outbound`. ROUTED is
-//! acked before the outbound record is produced, so on the conversation's
-//! `status-updates` partition ROUTED always precedes the SENT that the
-//! connector reports later.
+//! - [`outbound`]: `messages` → the platform's topic. Each message is
+//!   marked ROUTED on `status-updates` (acked) before it is produced to
+//!   `<platform>-outbound`, so on the conversation's partition ROUTED always
+//!   precedes the SENT the connector reports later.
+//! - [`inbound`]: `inbound` (what users wrote, from the connectors) → the
+//!   store, once (de-duplicated on the platform's message id within a
+//!   window), in its channel (found or created) → `message-events`, where
+//!   the gateway's watchers see it.
+
+mod inbound;
+mod outbound;
+
+use std::time::Duration;
 
 use anyhow::Context as _;
-use chat4all_domain::{DeliveryStatus, Platform, Timestamp};
 use chat4all_kafka::{
-    BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record, decode, topics,
+    BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record, topics,
 };
-use chat4all_proto::v1 as pb;
-use prost::Message as _;
+use chat4all_store::SharedStore;
 use tokio_util::sync::CancellationToken;
-
-const HOP: &str = "router";
 
 /// The router's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,12 +31,18 @@ pub struct RouterConfig {
         default_value = "router"
     )]
     pub group: String,
+    /// How long a platform message id is remembered: a webhook the platform
+    /// delivers again within it is stored once.
+    #[arg(long = "inbound-dedup-window", env = "CHAT4ALL_INBOUND_DEDUP_WINDOW",
+        value_parser = humantime::parse_duration, default_value = "24h")]
+    pub dedup_window: Duration,
 }
 
 impl Default for RouterConfig {
     fn default() -> Self {
         Self {
             group: "router".to_owned(),
+            dedup_window: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -41,157 +51,42 @@ impl Default for RouterConfig {
 pub async fn run(
     config: &RouterConfig,
     kafka: &KafkaArgs,
+    store: SharedStore,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let settings = ConsumerSettings::new(&config.group, &[topics::MESSAGES]);
-    chat4all_kafka::consume(kafka, settings, |producer| Router { producer }, shutdown)
-        .await
-        .context("consuming messages")
+    let settings = ConsumerSettings::new(&config.group, &[topics::MESSAGES, topics::INBOUND]);
+    let dedup_window = config.dedup_window;
+    chat4all_kafka::consume(
+        kafka,
+        settings,
+        |producer| Router {
+            producer,
+            store,
+            dedup_window,
+        },
+        shutdown,
+    )
+    .await
+    .context("consuming messages and inbound")
 }
+
+/// A record and its place in the batch (for dead letters).
+type Indexed<'a> = (usize, &'a Record);
 
 struct Router {
     producer: Producer,
-}
-
-/// Where one record goes.
-enum Route {
-    To {
-        topic: String,
-        message: pb::OutboundMessage,
-    },
-    Unroutable {
-        message: pb::OutboundMessage,
-        reason: String,
-    },
-}
-
-fn route(message: pb::OutboundMessage) -> Route {
-    let platform = message.recipient.as_ref().map(|r| r.platform.parse::<Platform>());
-    match platform {
-        Some(Ok(p)) => Route::To {
-            topic: p.outbound_topic(),
-            message,
-        },
-        Some(Err(e)) => Route::Unroutable {
-            reason: e.to_string(),
-            message,
-        },
-        None => Route::Unroutable {
-            reason: "message has no recipient".to_owned(),
-            message,
-        },
-    }
-}
-
-fn status_update(
-    message: &pb::OutboundMessage,
-    status: DeliveryStatus,
-    failure: Option<pb::Failure>,
-) -> pb::StatusUpdate {
-    pb::StatusUpdate {
-        message_id: message.message_id.clone(),
-        conversation_id: message.conversation_id.clone(),
-        status: status.to_proto().into(),
-        at: Some(Timestamp::now().into()),
-        hop: HOP.to_owned(),
-        platform: message
-            .recipient
-            .as_ref()
-            .map(|r| r.platform.clone())
-            .unwrap_or_default(),
-        platform_message_id: String::new(),
-        failure,
-    }
+    store: SharedStore,
+    dedup_window: Duration,
 }
 
 impl BatchHandler for Router {
     async fn handle(&self, batch: &[Record]) -> Result<Vec<DeadLetter>, HandlerError> {
-        let mut dead = Vec::new();
-        let mut routes = Vec::with_capacity(batch.len());
-        for (index, record) in batch.iter().enumerate() {
-            match decode::<pb::OutboundMessage>(&record.payload) {
-                Ok(m) if !m.message_id.is_empty() => routes.push((record, route(m))),
-                Ok(_) => dead.push(DeadLetter {
-                    index,
-                    reason: "outbound message has no message_id".into(),
-                }),
-                Err(reason) => dead.push(DeadLetter { index, reason }),
-            }
-        }
-        // First every status, acked; then every outbound record, acked.
-        let mut acks = Vec::with_capacity(routes.len());
-        for (record, route) in &routes {
-            let update = match route {
-                Route::To { message, .. } => status_update(message, DeliveryStatus::Routed, None),
-                Route::Unroutable { message, reason } => {
-                    tracing::warn!(message_id = %message.message_id, %reason, "message unroutable");
-                    let failure = pb::Failure {
-                        code: "unroutable".into(),
-                        reason: reason.clone(),
-                    };
-                    status_update(message, DeliveryStatus::Failed, Some(failure))
-                }
-            };
-            let key = update.conversation_id.clone();
-            acks.push(
-                self.producer
-                    .enqueue(
-                        topics::STATUS_UPDATES,
-                        &key,
-                        &update.encode_to_vec(),
-                        &record.headers,
-                    )
-                    .await
-                    .map_err(HandlerError::new)?,
-            );
-        }
-        for ack in acks.drain(..) {
-            ack.acked().await.map_err(HandlerError::new)?;
-        }
-        for (record, route) in &routes {
-            if let Route::To { topic, message } = route {
-                // The record's own bytes: nothing to re-encode.
-                acks.push(
-                    self.producer
-                        .enqueue(topic, &message.conversation_id, &record.payload, &record.headers)
-                        .await
-                        .map_err(HandlerError::new)?,
-                );
-                metrics::counter!("chat4all_messages_routed_total", "topic" => topic.clone()).increment(1);
-            }
-        }
-        for ack in acks {
-            ack.acked().await.map_err(HandlerError::new)?;
-        }
+        let (inbound, outbound): (Vec<Indexed<'_>>, Vec<Indexed<'_>>) = batch
+            .iter()
+            .enumerate()
+            .partition(|(_, r)| r.topic == topics::INBOUND);
+        let mut dead = outbound::route_all(&self.producer, &outbound).await?;
+        dead.extend(inbound::receive_all(&self.store, &self.producer, self.dedup_window, &inbound).await?);
         Ok(dead)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(platform: &str) -> pb::OutboundMessage {
-        pb::OutboundMessage {
-            message_id: "m".into(),
-            recipient: Some(pb::Recipient {
-                platform: platform.into(),
-                id: "1".into(),
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn routes_by_the_recipient_platform() {
-        assert!(
-            matches!(route(message("telegram")), Route::To { topic, .. } if topic == "telegram-outbound")
-        );
-        assert!(matches!(route(message("fax")), Route::Unroutable { reason, .. } if reason.contains("fax")));
-        let none = pb::OutboundMessage {
-            recipient: None,
-            ..message("x")
-        };
-        assert!(matches!(route(none), Route::Unroutable { .. }));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -11,6 +12,8 @@ struct Args {
     router: chat4all_router::RouterConfig,
     #[command(flatten)]
     kafka: chat4all_kafka::KafkaArgs,
+    #[command(flatten)]
+    store: chat4all_store::grpc::StoreArgs,
     #[command(flatten)]
     health: chat4all_telemetry::HealthArgs,
     #[command(flatten)]
@@ -26,8 +29,9 @@ async fn main() -> anyhow::Result<()> {
         health: Some(args.health.listen),
         drain: Duration::from_secs(30),
     };
+    let store = args.store.connect().context("store address")?;
     let (router, kafka) = (args.router.clone(), args.kafka.clone());
     process
-        .run(|shutdown| async move { chat4all_router::run(&router, &kafka, shutdown).await })
+        .run(|shutdown| async move { chat4all_router::run(&router, &kafka, store, shutdown).await })
         .await
 }

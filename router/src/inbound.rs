@@ -1,0 +1,170 @@
+//! Inbound sync: what platform users wrote, from the connectors' `inbound`
+//! records into the store, once, and out to the watchers.
+//!
+//! The store does the de-duplication and the channel find-or-create in one
+//! transaction per message, so a webhook the platform delivers twice, even
+//! minutes apart and to two router replicas, is stored once. Records of one
+//! channel share a key, hence a partition, hence their order.
+
+use std::time::Duration;
+
+use chat4all_domain::{MessageId, Platform, Timestamp};
+use chat4all_kafka::{DeadLetter, HandlerError, Producer, Record, RecordHeaders, decode, topics};
+use chat4all_proto::v1 as pb;
+use chat4all_store::{InboundOutcome, NewInbound, SharedStore, StoreError};
+use chat4all_telemetry::TraceContext;
+use prost::Message as _;
+
+const HOP: &str = "router";
+
+/// An inbound record as the store takes it, or why it cannot be one.
+fn to_new_inbound(
+    message: pb::InboundMessage,
+    traceparent: Option<&str>,
+    dedup_window: Duration,
+) -> Result<NewInbound, String> {
+    let platform: Platform = message
+        .platform
+        .parse()
+        .map_err(|e: chat4all_domain::UnknownPlatform| e.to_string())?;
+    if message.vendor_channel_id.is_empty() || message.external_message_id.is_empty() {
+        return Err("inbound message lacks vendor_channel_id or external_message_id".to_owned());
+    }
+    let trace = traceparent
+        .and_then(TraceContext::parse)
+        .map_or_else(TraceContext::new_root, |t| t.child());
+    Ok(NewInbound {
+        id: MessageId::generate(),
+        platform,
+        vendor_channel_id: message.vendor_channel_id,
+        external_message_id: message.external_message_id,
+        sender_id: message.sender_id,
+        sender_name: message.sender_name,
+        text: message.text,
+        at: message.at.map_or_else(Timestamp::now, Timestamp::from),
+        trace_id: trace.trace_id(),
+        dedup_window,
+    })
+}
+
+/// Stores the `inbound` records of a batch and announces the new ones.
+pub(crate) async fn receive_all(
+    store: &SharedStore,
+    producer: &Producer,
+    dedup_window: Duration,
+    batch: &[(usize, &Record)],
+) -> Result<Vec<DeadLetter>, HandlerError> {
+    let mut dead = Vec::new();
+    let mut acks = Vec::new();
+    for &(index, record) in batch {
+        let parsed = decode::<pb::InboundMessage>(&record.payload)
+            .and_then(|m| to_new_inbound(m, record.headers.traceparent.as_deref(), dedup_window));
+        let inbound = match parsed {
+            Ok(inbound) => inbound,
+            Err(reason) => {
+                dead.push(DeadLetter { index, reason });
+                continue;
+            }
+        };
+        let platform = inbound.platform.as_str();
+        let stored = match store.put_inbound(inbound).await {
+            Ok(stored) => stored,
+            Err(StoreError::Invalid { field, reason }) => {
+                dead.push(DeadLetter {
+                    index,
+                    reason: format!("{field}: {reason}"),
+                });
+                continue;
+            }
+            Err(e) => return Err(HandlerError::new(e)),
+        };
+        if stored.outcome == InboundOutcome::Duplicate {
+            metrics::counter!("chat4all_inbound_duplicates_total", "platform" => platform).increment(1);
+            tracing::info!(message_id = %stored.message.id, platform, "inbound duplicate dropped");
+            continue;
+        }
+        metrics::counter!("chat4all_inbound_stored_total", "platform" => platform).increment(1);
+        if stored.channel_created {
+            metrics::counter!("chat4all_channels_created_total", "platform" => platform).increment(1);
+        }
+        let message = stored.message;
+        let event = pb::MessageEvent {
+            kind: pb::MessageEventKind::Created.into(),
+            message_id: message.id.clone(),
+            conversation_id: message.conversation_id.clone(),
+            status: message.status,
+            at: message.created_at,
+            hop: HOP.to_owned(),
+            message: Some(message.clone()),
+        };
+        let headers = RecordHeaders::new(record.headers.traceparent.clone(), Some(message.id.clone()));
+        acks.push(
+            producer
+                .enqueue(
+                    topics::MESSAGE_EVENTS,
+                    &message.conversation_id,
+                    &event.encode_to_vec(),
+                    &headers,
+                )
+                .await
+                .map_err(HandlerError::new)?,
+        );
+    }
+    for ack in acks {
+        // Stored already: a lost event costs a watcher one message, which
+        // ListMessages still shows.
+        if let Err(error) = ack.acked().await {
+            tracing::warn!(%error, "message-events produce failed");
+        }
+    }
+    Ok(dead)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbound() -> pb::InboundMessage {
+        pb::InboundMessage {
+            platform: "telegram".into(),
+            vendor_channel_id: "42".into(),
+            sender_id: "7".into(),
+            external_message_id: "42:1".into(),
+            text: "hi".into(),
+            at: None,
+            sender_name: "Ann".into(),
+        }
+    }
+
+    #[test]
+    fn records_become_store_inbounds_or_say_why_not() {
+        let window = Duration::from_secs(60);
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ok = to_new_inbound(inbound(), Some(parent), window).unwrap();
+        assert_eq!(
+            (ok.platform, ok.vendor_channel_id.as_str()),
+            (Platform::Telegram, "42")
+        );
+        assert_eq!(
+            ok.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
+            "the webhook's trace goes on"
+        );
+        assert_eq!(ok.dedup_window, window);
+        assert!(
+            to_new_inbound(
+                pb::InboundMessage {
+                    platform: "fax".into(),
+                    ..inbound()
+                },
+                None,
+                window
+            )
+            .is_err()
+        );
+        let no_id = pb::InboundMessage {
+            external_message_id: String::new(),
+            ..inbound()
+        };
+        assert!(to_new_inbound(no_id, None, window).is_err());
+    }
+}
