@@ -47,6 +47,8 @@ pub struct SystemConfig {
     /// default does not throttle; 0 uses each platform's documented limit.
     #[arg(long, env = "CHAT4ALL_CONNECTOR_RATE", default_value_t = 100_000.0)]
     pub connector_rate: f64,
+    #[command(flatten)]
+    pub router: chat4all_router::RouterConfig,
     /// Re-publish messages still ACCEPTED after this long.
     #[arg(long, env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
     pub reconcile_after: Duration,
@@ -66,6 +68,7 @@ impl SystemConfig {
             simulator_listen: any,
             partitions: 8,
             connector_rate: 100_000.0,
+            router: chat4all_router::RouterConfig::default(),
             reconcile_after: Duration::from_secs(60),
             reconcile_every: Duration::from_secs(10),
         }
@@ -213,9 +216,8 @@ impl System {
 
         tasks.push(("router", {
             let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
-            tokio::spawn(
-                async move { chat4all_router::run(&Default::default(), &kafka, store, shutdown).await },
-            )
+            let router = config.router.clone();
+            tokio::spawn(async move { chat4all_router::run(&router, &kafka, store, None, shutdown).await })
         }));
         tasks.push(("status-consumer", {
             let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());

@@ -15,6 +15,8 @@ use chat4all_store::{InboundOutcome, NewInbound, SharedStore, StoreError};
 use chat4all_telemetry::TraceContext;
 use prost::Message as _;
 
+use crate::loop_guard::{Direction, LoopGuard};
+
 const HOP: &str = "router";
 
 /// An inbound record as the store takes it, or why it cannot be one.
@@ -51,6 +53,7 @@ fn to_new_inbound(
 pub(crate) async fn receive_all(
     store: &SharedStore,
     producer: &Producer,
+    guard: &LoopGuard,
     dedup_window: Duration,
     batch: &[(usize, &Record)],
 ) -> Result<Vec<DeadLetter>, HandlerError> {
@@ -84,6 +87,8 @@ pub(crate) async fn receive_all(
             continue;
         }
         metrics::counter!("chat4all_inbound_stored_total", "platform" => platform).increment(1);
+        // Counted, never held: what a person wrote is always kept.
+        let _ = guard.observe(&stored.message.conversation_id, Direction::Inbound);
         if stored.channel_created {
             metrics::counter!("chat4all_channels_created_total", "platform" => platform).increment(1);
         }

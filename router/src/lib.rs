@@ -10,8 +10,10 @@
 //!   the gateway's watchers see it.
 
 mod inbound;
+pub mod loop_guard;
 mod outbound;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,6 +22,10 @@ use chat4all_kafka::{
 };
 use chat4all_store::SharedStore;
 use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::loop_guard::{LoopGuard, LoopGuardConfig};
 
 /// The router's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,6 +42,23 @@ pub struct RouterConfig {
     #[arg(long = "inbound-dedup-window", env = "CHAT4ALL_INBOUND_DEDUP_WINDOW",
         value_parser = humantime::parse_duration, default_value = "24h")]
     pub dedup_window: Duration,
+    /// Bounces (a user message answered, the answer echoed back) a
+    /// conversation may make within the loop guard's window before it is
+    /// held.
+    #[arg(
+        long = "loop-guard-bounces",
+        env = "CHAT4ALL_LOOP_GUARD_BOUNCES",
+        default_value_t = 20
+    )]
+    pub loop_guard_bounces: usize,
+    /// The loop guard's sync window.
+    #[arg(long = "loop-guard-window", env = "CHAT4ALL_LOOP_GUARD_WINDOW",
+        value_parser = humantime::parse_duration, default_value = "10s")]
+    pub loop_guard_window: Duration,
+    /// How long a looping conversation is held.
+    #[arg(long = "loop-guard-hold", env = "CHAT4ALL_LOOP_GUARD_HOLD",
+        value_parser = humantime::parse_duration, default_value = "60s")]
+    pub loop_guard_hold: Duration,
 }
 
 impl Default for RouterConfig {
@@ -43,6 +66,9 @@ impl Default for RouterConfig {
         Self {
             group: "router".to_owned(),
             dedup_window: Duration::from_secs(24 * 60 * 60),
+            loop_guard_bounces: LoopGuardConfig::default().max_bounces,
+            loop_guard_window: LoopGuardConfig::default().window,
+            loop_guard_hold: LoopGuardConfig::default().hold,
         }
     }
 }
@@ -52,22 +78,56 @@ pub async fn run(
     config: &RouterConfig,
     kafka: &KafkaArgs,
     store: SharedStore,
+    health: Option<HealthReporter>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let settings = ConsumerSettings::new(&config.group, &[topics::MESSAGES, topics::INBOUND]);
     let dedup_window = config.dedup_window;
-    chat4all_kafka::consume(
-        kafka,
-        settings,
-        |producer| Router {
-            producer,
-            store,
-            dedup_window,
-        },
-        shutdown,
-    )
-    .await
-    .context("consuming messages and inbound")
+    let guard = Arc::new(LoopGuard::new(LoopGuardConfig {
+        max_bounces: config.loop_guard_bounces.max(1),
+        window: config.loop_guard_window,
+        hold: config.loop_guard_hold,
+    }));
+    let reporter = tokio::spawn(report_guard(guard.clone(), health, shutdown.clone()));
+    let make = |producer| Router {
+        producer,
+        store,
+        dedup_window,
+        guard,
+    };
+    let consumed = chat4all_kafka::consume(kafka, settings, make, shutdown)
+        .await
+        .context("consuming messages and inbound");
+    let _ = reporter.await;
+    consumed
+}
+
+/// The held conversations as a gauge, and as the health service
+/// `chat4all.router.loop_guard` (NOT_SERVING while any is held); the
+/// router's own health stays SERVING.
+async fn report_guard(guard: Arc<LoopGuard>, health: Option<HealthReporter>, shutdown: CancellationToken) {
+    let mut last = None;
+    loop {
+        let held = guard.held();
+        metrics::gauge!("chat4all_loop_guard_held_conversations").set(held as f64);
+        if let Some(health) = &health
+            && last != Some(held > 0)
+        {
+            let status = if held > 0 {
+                ServingStatus::NotServing
+            } else {
+                ServingStatus::Serving
+            };
+            health
+                .set_service_status("chat4all.router.loop_guard", status)
+                .await;
+            last = Some(held > 0);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
 }
 
 /// A record and its place in the batch (for dead letters).
@@ -77,6 +137,7 @@ struct Router {
     producer: Producer,
     store: SharedStore,
     dedup_window: Duration,
+    guard: Arc<LoopGuard>,
 }
 
 impl BatchHandler for Router {
@@ -85,8 +146,17 @@ impl BatchHandler for Router {
             .iter()
             .enumerate()
             .partition(|(_, r)| r.topic == topics::INBOUND);
-        let mut dead = outbound::route_all(&self.producer, &outbound).await?;
-        dead.extend(inbound::receive_all(&self.store, &self.producer, self.dedup_window, &inbound).await?);
+        let mut dead = outbound::route_all(&self.producer, &self.guard, &outbound).await?;
+        dead.extend(
+            inbound::receive_all(
+                &self.store,
+                &self.producer,
+                &self.guard,
+                self.dedup_window,
+                &inbound,
+            )
+            .await?,
+        );
         Ok(dead)
     }
 }

@@ -32,6 +32,8 @@ async fn main() -> anyhow::Result<()> {
     let store = args.store.connect().context("store address")?;
     let (router, kafka) = (args.router.clone(), args.kafka.clone());
     process
-        .run(|shutdown| async move { chat4all_router::run(&router, &kafka, store, shutdown).await })
+        .run_with_health(|shutdown, health| async move {
+            chat4all_router::run(&router, &kafka, store, health, shutdown).await
+        })
         .await
 }

@@ -6,6 +6,8 @@ use chat4all_kafka::{DeadLetter, HandlerError, Producer, Record, decode, topics}
 use chat4all_proto::v1 as pb;
 use prost::Message as _;
 
+use crate::loop_guard::{Direction, LoopGuard, Verdict};
+
 const HOP: &str = "router";
 
 /// Where one record goes.
@@ -18,6 +20,8 @@ enum Route {
         message: pb::OutboundMessage,
         reason: String,
     },
+    /// The loop guard holds its conversation: not sent.
+    Held { message: pb::OutboundMessage },
 }
 
 fn route(message: pb::OutboundMessage) -> Route {
@@ -63,13 +67,24 @@ fn status_update(
 /// in the batch, for dead letters).
 pub(crate) async fn route_all(
     producer: &Producer,
+    guard: &LoopGuard,
     batch: &[(usize, &Record)],
 ) -> Result<Vec<DeadLetter>, HandlerError> {
     let mut dead = Vec::new();
     let mut routes = Vec::with_capacity(batch.len());
     for &(index, record) in batch {
         match decode::<pb::OutboundMessage>(&record.payload) {
-            Ok(m) if !m.message_id.is_empty() => routes.push((record, route(m))),
+            Ok(m) if !m.message_id.is_empty() => {
+                let route = match route(m) {
+                    Route::To { message, .. }
+                        if guard.observe(&message.conversation_id, Direction::Outbound) == Verdict::Hold =>
+                    {
+                        Route::Held { message }
+                    }
+                    other => other,
+                };
+                routes.push((record, route));
+            }
             Ok(_) => dead.push(DeadLetter {
                 index,
                 reason: "outbound message has no message_id".into(),
@@ -87,6 +102,16 @@ pub(crate) async fn route_all(
                 let failure = pb::Failure {
                     code: "unroutable".into(),
                     reason: reason.clone(),
+                };
+                status_update(message, DeliveryStatus::Failed, Some(failure))
+            }
+            Route::Held { message } => {
+                metrics::counter!("chat4all_loop_guard_held_messages_total").increment(1);
+                let failure = pb::Failure {
+                    code: "loop_guard".into(),
+                    reason: "the conversation bounces messages faster than its sync window allows; \
+                             it is held for a while"
+                        .into(),
                 };
                 status_update(message, DeliveryStatus::Failed, Some(failure))
             }
