@@ -5,6 +5,7 @@
 //! and librdkafka's in-process mock cluster for the one-machine mode.
 
 pub mod admin;
+mod announce;
 mod config;
 pub mod consumer;
 mod headers;
@@ -13,6 +14,7 @@ mod producer;
 pub mod tail;
 pub mod topics;
 
+pub use announce::Announcements;
 pub use config::KafkaArgs;
 pub use consumer::{BatchHandler, ConsumerSettings, DeadLetter, HandlerError, Record, consume};
 pub use headers::RecordHeaders;

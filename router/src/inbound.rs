@@ -9,11 +9,10 @@
 use std::time::Duration;
 
 use chat4all_domain::{MessageId, Platform, Timestamp};
-use chat4all_kafka::{DeadLetter, HandlerError, Producer, Record, RecordHeaders, decode, topics};
+use chat4all_kafka::{Announcements, DeadLetter, HandlerError, Producer, Record, RecordHeaders, decode};
 use chat4all_proto::v1 as pb;
 use chat4all_store::{InboundOutcome, NewInbound, SharedStore, StoreError};
 use chat4all_telemetry::TraceContext;
-use prost::Message as _;
 
 use crate::loop_guard::{Direction, LoopGuard};
 
@@ -58,7 +57,7 @@ pub(crate) async fn receive_all(
     batch: &[(usize, &Record)],
 ) -> Result<Vec<DeadLetter>, HandlerError> {
     let mut dead = Vec::new();
-    let mut acks = Vec::new();
+    let mut announcements = Announcements::new(producer);
     for &(index, record) in batch {
         let parsed = decode::<pb::InboundMessage>(&record.payload)
             .and_then(|m| to_new_inbound(m, record.headers.traceparent.as_deref(), dedup_window));
@@ -103,25 +102,12 @@ pub(crate) async fn receive_all(
             message: Some(message.clone()),
         };
         let headers = RecordHeaders::new(record.headers.traceparent.clone(), Some(message.id.clone()));
-        acks.push(
-            producer
-                .enqueue(
-                    topics::MESSAGE_EVENTS,
-                    &message.conversation_id,
-                    &event.encode_to_vec(),
-                    &headers,
-                )
-                .await
-                .map_err(HandlerError::new)?,
-        );
+        announcements
+            .announce(&event, &headers)
+            .await
+            .map_err(HandlerError::new)?;
     }
-    for ack in acks {
-        // Stored already: a lost event costs a watcher one message, which
-        // ListMessages still shows.
-        if let Err(error) = ack.acked().await {
-            tracing::warn!(%error, "message-events produce failed");
-        }
-    }
+    announcements.settle().await;
     Ok(dead)
 }
 

@@ -9,11 +9,11 @@
 use anyhow::Context as _;
 use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};
 use chat4all_kafka::{
-    BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record, decode, topics,
+    Announcements, BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record,
+    decode, topics,
 };
 use chat4all_proto::v1 as pb;
 use chat4all_store::{MessageRef, SharedStore, StatusChange, TransitionOutcome};
-use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
 /// The status-consumer's settings.
@@ -121,7 +121,7 @@ impl BatchHandler for Applier {
             .apply_transitions(changes)
             .await
             .map_err(HandlerError::new)?;
-        let mut acks = Vec::new();
+        let mut announcements = Announcements::new(&self.producer);
         for ((result, record), hop) in results.iter().zip(&sources).zip(hops) {
             let status = result.current.map_or("unknown", DeliveryStatus::as_str);
             metrics::counter!("chat4all_transitions_total", "outcome" => outcome_label(result.outcome), "status" => status)
@@ -148,25 +148,12 @@ impl BatchHandler for Applier {
                 hop,
                 message: None,
             };
-            acks.push(
-                self.producer
-                    .enqueue(
-                        topics::MESSAGE_EVENTS,
-                        conversation_id.as_str(),
-                        &event.encode_to_vec(),
-                        &record.headers,
-                    )
-                    .await
-                    .map_err(HandlerError::new)?,
-            );
+            announcements
+                .announce(&event, &record.headers)
+                .await
+                .map_err(HandlerError::new)?;
         }
-        for ack in acks {
-            // The transition is durable already; a lost event only costs a
-            // watcher one update, so it does not fail the batch.
-            if let Err(error) = ack.acked().await {
-                tracing::warn!(%error, "message-events produce failed");
-            }
-        }
+        announcements.settle().await;
         Ok(dead)
     }
 }
