@@ -165,3 +165,50 @@ async fn a_webhook_delivered_twice_is_stored_once_in_a_channel_made_on_the_fly()
     assert_eq!(again, texts, "the second delivery stored nothing");
     t.system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn our_own_echo_is_neither_resent_nor_stored_as_inbound() {
+    let t = TestSystem::start().await.unwrap();
+    let mut client = t.client().await.unwrap();
+    // Chotot posts every message of a channel back as an event, ours
+    // included; Messenger sends an is_echo carrying our metadata.
+    for (recipient, platform, vendor_channel) in [
+        ("chotot:ch-1002", "chotot", "ch-1002"),
+        ("messenger:24000000000000077", "messenger", "24000000000000077"),
+    ] {
+        let text = format!("echo me on {platform}");
+        let id = client
+            .send_message(send_request(recipient, &text, ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .message_id;
+        let m = wait_for(&mut client, &id, pb::DeliveryStatus::Sent, WITHIN)
+            .await
+            .unwrap();
+        assert!(m.status >= pb::DeliveryStatus::Sent as i32, "{m:?}");
+        // Time for the echo to come back and be dropped.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let calls = t.system.simulator.received(platform);
+        assert_eq!(
+            calls.iter().filter(|c| c.text == text).count(),
+            1,
+            "sent once: {calls:?}"
+        );
+        let key = pb::ChannelVendor {
+            name: platform.into(),
+            channel_id: vendor_channel.into(),
+        };
+        let channel = client
+            .get_channel(GetChannelRequest {
+                key: Some(get_channel_request::Key::Vendor(key)),
+            })
+            .await;
+        assert_eq!(
+            channel.map(|c| c.into_inner().id).map_err(|s| s.code()),
+            Err(tonic::Code::NotFound),
+            "the echo made no channel, hence stored no inbound message"
+        );
+    }
+    t.system.stop().await.unwrap();
+}
