@@ -47,18 +47,17 @@ impl Watchers {
                 .subscribe()
         };
         metrics::gauge!("chat4all_watchers").increment(1.0);
-        let guard = WatcherGauge;
         BroadcastStream::new(receiver)
-            .map(move |item| {
-                let _ = &guard;
+            .map(|item| {
                 item.map_err(|BroadcastStreamRecvError::Lagged(n)| {
                     Status::resource_exhausted(format!(
                         "watcher fell {n} events behind; re-read the conversation with ListMessages and watch again"
                     ))
                 })
             })
-            // A lagged watcher gets its error and the stream ends.
-            .scan(false, |failed, item| {
+            // A lagged watcher gets its error and the stream ends. The state
+            // also holds the gauge's guard, so the stream's end counts it out.
+            .scan((false, WatcherGauge), |(failed, _gauge), item| {
                 if *failed {
                     return futures::future::ready(None);
                 }
