@@ -41,6 +41,7 @@ pub(crate) async fn enqueue(
             at: message.created_at,
             hop: HOP.to_owned(),
             message: Some(message.clone()),
+            recipient: message.recipient.clone(),
         };
         let announced = producer
             .enqueue(topics::MESSAGE_EVENTS, key, &event.encode_to_vec(), &headers)

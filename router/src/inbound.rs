@@ -110,6 +110,7 @@ pub(crate) async fn receive_all(
             metrics::counter!("chat4all_channels_created_total", "platform" => platform).increment(1);
         }
         let message = stored.message;
+        let headers = RecordHeaders::new(record.headers.traceparent.clone(), Some(message.id.clone()));
         let event = pb::MessageEvent {
             kind: pb::MessageEventKind::Created.into(),
             message_id: message.id.clone(),
@@ -117,9 +118,9 @@ pub(crate) async fn receive_all(
             status: message.status,
             at: message.created_at,
             hop: HOP.to_owned(),
-            message: Some(message.clone()),
+            recipient: message.recipient.clone(),
+            message: Some(message),
         };
-        let headers = RecordHeaders::new(record.headers.traceparent.clone(), Some(message.id.clone()));
         announcements
             .announce(&event, &headers)
             .await

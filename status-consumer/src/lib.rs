@@ -147,6 +147,7 @@ impl BatchHandler for Applier {
                 at: result.at.map(Into::into),
                 hop,
                 message: None,
+                recipient: result.recipient.as_ref().map(pb::Recipient::from),
             };
             announcements
                 .announce(&event, &record.headers)

@@ -71,6 +71,8 @@ pub struct TransitionResult {
     /// Known unless NotFound.
     pub message_id: Option<MessageId>,
     pub conversation_id: Option<ConversationId>,
+    /// Who the message is with; known unless NotFound.
+    pub recipient: Option<Recipient>,
     pub previous: Option<DeliveryStatus>,
     pub current: Option<DeliveryStatus>,
     /// The time recorded for the state (after clamping), on Applied and

@@ -32,6 +32,7 @@ pub async fn happy_path(store: SharedStore) {
         assert_eq!(r.outcome, Applied, "{status}");
         assert_eq!(r.message_id, Some(id));
         assert_eq!(r.conversation_id.as_ref(), Some(&conv));
+        assert_eq!(r.recipient, Some("whatsapp:15551234567".parse().unwrap()));
         assert_eq!((r.previous, r.current), (Some(previous), Some(status)));
         assert_time(&r, t(secs));
         previous = status;
@@ -286,6 +287,7 @@ pub async fn unknown_message_not_found(store: SharedStore) {
         outcome: NotFound,
         message_id: None,
         conversation_id: None,
+        recipient: None,
         previous: None,
         current: None,
         at: None,

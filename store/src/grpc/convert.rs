@@ -313,6 +313,7 @@ pub(super) fn transition_result_to_proto(r: TransitionResult) -> pb::TransitionR
         outcome: r.outcome.to_proto().into(),
         message_id: r.message_id.map(|id| id.to_string()).unwrap_or_default(),
         conversation_id: r.conversation_id.map(|c| c.to_string()).unwrap_or_default(),
+        recipient: r.recipient.as_ref().map(pb::Recipient::from),
         previous: status(r.previous).into(),
         current: status(r.current).into(),
         at: r.at.map(Into::into),
@@ -439,10 +440,21 @@ fn transition_result_from_proto(r: pb::TransitionResult) -> Result<TransitionRes
                 .map_err(|_| unexpected(format!("conversation id {id:?}")))?,
         ),
     };
+    let recipient = r
+        .recipient
+        .map(|p| {
+            let platform: Platform = p
+                .platform
+                .parse()
+                .map_err(|e: chat4all_domain::UnknownPlatform| unexpected(format!("recipient: {e}")))?;
+            Recipient::new(platform, &p.id).map_err(|e| unexpected(format!("recipient: {e}")))
+        })
+        .transpose()?;
     Ok(TransitionResult {
         outcome,
         message_id,
         conversation_id,
+        recipient,
         previous: DeliveryStatus::from_proto(r.previous),
         current: DeliveryStatus::from_proto(r.current),
         at: r.at.map(chat4all_domain::Timestamp::from),
@@ -646,6 +658,7 @@ mod tests {
             outcome: TransitionOutcome::Backfilled,
             message_id: Some(MessageId::generate()),
             conversation_id: Some("c-1".parse().unwrap()),
+            recipient: Some("chotot:ch-1001".parse().unwrap()),
             previous: Some(DeliveryStatus::Read),
             current: Some(DeliveryStatus::Read),
             at: Some(Timestamp::from_micros(5)),
@@ -654,6 +667,7 @@ mod tests {
             outcome: TransitionOutcome::NotFound,
             message_id: None,
             conversation_id: None,
+            recipient: None,
             previous: None,
             current: None,
             at: None,
