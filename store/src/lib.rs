@@ -12,6 +12,7 @@
 pub mod embedded;
 mod error;
 pub mod grpc;
+mod message_cursor;
 mod model;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -24,6 +25,7 @@ use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
 use chat4all_proto::v1 as pb;
 
 pub use error::StoreError;
+pub use message_cursor::MessageCursor;
 pub use model::{
     ChannelPage, ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, Page,
     PutChannelOutcome, PutOutcome, PutResult, StatusChange, TransitionOutcome, TransitionResult,

@@ -6,7 +6,7 @@ use chat4all_domain::{DeliveryStatus, MessageId};
 use chat4all_proto::v1 as pb;
 
 use super::support::*;
-use crate::{NewMessage, PutOutcome, SharedStore, StoreError, TransitionOutcome};
+use crate::{MessageCursor, NewMessage, PutOutcome, SharedStore, StoreError, TransitionOutcome};
 
 use DeliveryStatus::Accepted;
 use TransitionOutcome::Applied;
@@ -159,4 +159,38 @@ pub async fn list_pages_newest_first(store: SharedStore) {
         }) => {}
         other => panic!("a malformed cursor gave {other:?}"),
     }
+}
+
+/// A conversation lists by when a message was written, not when it was
+/// stored: history backfilled late sorts among its peers. A cursor made from
+/// a time pages from there.
+pub async fn list_orders_by_written_time(store: SharedStore) {
+    let conv = conversation("list-by-time");
+    let at = |secs: i64, text: &str| NewMessage {
+        created_at: t(secs),
+        ..new_message(&conv, text)
+    };
+    let ten = put(&store, at(10, "ten")).await.id;
+    let thirty = put(&store, at(30, "thirty")).await.id;
+    // Stored last, written first.
+    let five = put(&store, at(5, "five")).await.id;
+    let twenty = put(&store, at(20, "twenty")).await.id;
+
+    let ids = |page: &crate::Page| page.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    let whole = store.list_messages(&conv, None, 10).await.unwrap();
+    assert_eq!(ids(&whole), [thirty, twenty, ten.clone(), five.clone()]);
+
+    let before_twenty = MessageCursor::older_than(t(20)).encode();
+    let page = store.list_messages(&conv, Some(&before_twenty), 1).await.unwrap();
+    assert_eq!(ids(&page), [ten], "strictly older than the time, newest first");
+    let rest = store
+        .list_messages(&conv, page.next_cursor.as_deref(), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), [five]);
+    assert_eq!(rest.next_cursor, None);
+
+    let before_all = MessageCursor::older_than(t(5)).encode();
+    let none = store.list_messages(&conv, Some(&before_all), 10).await.unwrap();
+    assert!(none.messages.is_empty());
 }

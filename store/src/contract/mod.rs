@@ -37,7 +37,7 @@ pub use inbound::{
     inbound_first_message_creates_channel, inbound_key_expires_after_its_window,
     inbound_messages_are_never_stuck, inbound_redelivery_is_duplicate, inbound_without_key_is_invalid,
 };
-pub use messages::{idempotent_put, list_pages_newest_first, put_then_get};
+pub use messages::{idempotent_put, list_orders_by_written_time, list_pages_newest_first, put_then_get};
 pub use transitions::{
     backward_move_rejected, batch_in_order_with_full_history, concurrent_transitions_converge,
     delivered_supersedes_failed, happy_path, late_receipt_backfilled, receipt_by_platform_id,
@@ -59,6 +59,7 @@ pub const CHECKS: &[(&str, Check)] = checks![
     put_then_get,
     idempotent_put,
     list_pages_newest_first,
+    list_orders_by_written_time,
     happy_path,
     repeat_changes_nothing,
     backward_move_rejected,

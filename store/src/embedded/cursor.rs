@@ -1,11 +1,7 @@
 //! Page cursors and page sizes.
 //!
-//! A cursor is the `seq` of the last message a page showed, in decimal: the
-//! next page is everything older, which stays correct while new messages
-//! arrive (an offset would shift). Callers treat it as opaque; it is
-//! validated anyway, since it comes back from outside.
-//!
-//! A channel page's cursor is the last channel's id, hex-encoded: ids are
+//! A conversation page's cursor is [`crate::MessageCursor`], shared by every
+//! backend. A channel page's cursor is the last channel's id, hex-encoded: ids are
 //! free text (a migrated channel keeps its legacy id), and the encoding
 //! keeps the cursor opaque and lets a hand-made one be refused.
 
@@ -16,25 +12,6 @@ use crate::model::CURSOR_FIELD;
 pub(super) const DEFAULT_PAGE_SIZE: u32 = 50;
 /// The largest page served, whatever the caller asks.
 pub(super) const MAX_PAGE_SIZE: u32 = 500;
-
-pub(super) fn encode(seq: i64) -> String {
-    seq.to_string()
-}
-
-pub(super) fn decode(cursor: &str) -> Result<i64, StoreError> {
-    let invalid = |reason: &str| StoreError::Invalid {
-        field: CURSOR_FIELD,
-        reason: reason.to_owned(),
-    };
-    // `parse` alone would take a sign; a cursor never has one.
-    if cursor.is_empty() || !cursor.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid("not a cursor from a previous page"));
-    }
-    match cursor.parse::<i64>() {
-        Ok(seq) if seq > 0 => Ok(seq),
-        _ => Err(invalid("not a cursor from a previous page")),
-    }
-}
 
 /// The cursor after a page whose last key is `key`.
 pub(super) fn encode_key(key: &str) -> String {
@@ -75,23 +52,6 @@ pub(super) fn page_size(limit: u32) -> u32 {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip() {
-        for seq in [1, 42, i64::MAX] {
-            assert_eq!(decode(&encode(seq)).unwrap(), seq);
-        }
-    }
-
-    #[test]
-    fn malformed_cursors_blame_the_page_token() {
-        for bad in ["", "abc", "-1", "+1", "0", " 1", "1.5", "99999999999999999999"] {
-            match decode(bad) {
-                Err(StoreError::Invalid { field, .. }) => assert_eq!(field, "page_token", "{bad:?}"),
-                other => panic!("{bad:?} gave {other:?}"),
-            }
-        }
-    }
 
     #[test]
     fn key_cursors_round_trip_and_refuse_what_was_not_made_here() {

@@ -34,8 +34,8 @@ use chat4all_proto::v1 as pb;
 use self::readers::Readers;
 use self::writer::Writer;
 use crate::{
-    ChannelPage, ClaimOutcome, InboundResult, MessageStore, NewInbound, NewMessage, Page, PutChannelOutcome,
-    PutResult, StatusChange, StoreError, TransitionResult,
+    ChannelPage, ClaimOutcome, InboundResult, MessageCursor, MessageStore, NewInbound, NewMessage, Page,
+    PutChannelOutcome, PutResult, StatusChange, StoreError, TransitionResult,
 };
 
 /// How hard each commit is pushed to disk.
@@ -164,7 +164,7 @@ impl MessageStore for EmbeddedStore {
         before: Option<&str>,
         limit: u32,
     ) -> Result<Page, StoreError> {
-        let before = before.map(cursor::decode).transpose()?;
+        let before = before.map(MessageCursor::decode).transpose()?;
         let conversation = conversation.clone();
         let limit = cursor::page_size(limit);
         self.inner

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::cursor;
 use super::rows::{MessageRow, RawChannel, RawHistory, RawMessage, channel_columns, message_columns};
-use crate::{ChannelPage, Page, StoreError};
+use crate::{ChannelPage, MessageCursor, Page, StoreError};
 
 pub(super) fn message_by_id(conn: &Connection, id: &MessageId) -> Result<Option<MessageRow>, StoreError> {
     const SQL: &str = concat!("SELECT ", message_columns!(), " FROM messages WHERE id = ?1");
@@ -78,22 +78,27 @@ pub(super) fn full_message(conn: &Connection, row: MessageRow) -> Result<pb::Mes
 pub(super) fn page(
     conn: &Connection,
     conversation: &ConversationId,
-    before: Option<i64>,
+    before: Option<MessageCursor>,
     limit: u32,
 ) -> Result<Page, StoreError> {
+    // An empty id sorts before every id: "older than this time".
     const SQL: &str = concat!(
         "SELECT ",
         message_columns!(),
-        " FROM messages WHERE conversation_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+        " FROM messages WHERE conversation_id = ?1 AND (created_at, id) < (?2, ?3) \
+         ORDER BY created_at DESC, id DESC LIMIT ?4"
     );
+    let (at, id) = match before {
+        Some(cursor) => (
+            cursor.created_at.as_micros(),
+            cursor.id.map(|id| id.to_string()).unwrap_or_default(),
+        ),
+        None => (i64::MAX, String::new()),
+    };
     let mut stmt = conn.prepare_cached(SQL)?;
     let raws = stmt
         .query_map(
-            params![
-                conversation.as_str(),
-                before.unwrap_or(i64::MAX),
-                i64::from(limit) + 1
-            ],
+            params![conversation.as_str(), at, id, i64::from(limit) + 1],
             RawMessage::from_row,
         )?
         .collect::<Result<Vec<_>, _>>()?;
@@ -104,7 +109,8 @@ pub(super) fn page(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = if more {
-        rows.last().map(|r| cursor::encode(r.seq))
+        rows.last()
+            .map(|r| MessageCursor::after(r.created_at, r.id).encode())
     } else {
         None
     };

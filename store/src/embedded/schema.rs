@@ -18,7 +18,7 @@ use super::{EmbeddedOptions, Synchronous};
 use crate::StoreError;
 
 /// The migrations, in order; never edit one that shipped, append another.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 const V1: &str = "
 CREATE TABLE messages (
@@ -116,6 +116,13 @@ CREATE TABLE inbound_keys (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX inbound_keys_by_expiry ON inbound_keys (expires_at);
+";
+
+/// A conversation lists by the time a message was written, not by arrival:
+/// history backfilled from a platform is old when it arrives.
+const V5: &str = "
+CREATE INDEX messages_by_conversation_time ON messages (conversation_id, created_at, id);
+DROP INDEX messages_by_conversation;
 ";
 
 /// The one connection that writes: WAL, so readers never wait for it.
