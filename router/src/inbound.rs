@@ -32,6 +32,11 @@ fn to_new_inbound(
     if message.vendor_channel_id.is_empty() || message.external_message_id.is_empty() {
         return Err("inbound message lacks vendor_channel_id or external_message_id".to_owned());
     }
+    if message.from_us {
+        // An adapter's bug, not a user's message: storing it would be the
+        // loop the whole inbound path is built to prevent.
+        return Err("inbound message is marked from_us: our own line is never stored as inbound".to_owned());
+    }
     let trace = traceparent
         .and_then(TraceContext::parse)
         .map_or_else(TraceContext::new_root, |t| t.child());
@@ -143,6 +148,7 @@ mod tests {
             text: "hi".into(),
             at: None,
             sender_name: "Ann".into(),
+            from_us: false,
         }
     }
 
@@ -176,5 +182,14 @@ mod tests {
             ..inbound()
         };
         assert!(to_new_inbound(no_id, None, window).is_err());
+        let ours = pb::InboundMessage {
+            from_us: true,
+            ..inbound()
+        };
+        assert!(
+            to_new_inbound(ours, None, window)
+                .unwrap_err()
+                .contains("from_us")
+        );
     }
 }

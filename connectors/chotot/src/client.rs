@@ -300,14 +300,18 @@ impl ChototClient {
             .messages
             .into_iter()
             .filter(|m| m.kind.as_deref().is_none_or(|k| k == "text"))
-            .map(|m| pb::InboundMessage {
-                platform: PLATFORM.to_owned(),
-                vendor_channel_id: m.channel_id.into_string(),
-                sender_id: m.sender_id.into_string(),
-                external_message_id: m.id.into_string(),
-                text: m.message,
-                at: Some(ms_to_timestamp(m.created_at)),
-                sender_name: m.sender_name.unwrap_or_default(),
+            .map(|m| {
+                let sender_id = m.sender_id.into_string();
+                pb::InboundMessage {
+                    platform: PLATFORM.to_owned(),
+                    vendor_channel_id: m.channel_id.into_string(),
+                    from_us: sender_id == self.sender_id,
+                    sender_id,
+                    external_message_id: m.id.into_string(),
+                    text: m.message,
+                    at: Some(ms_to_timestamp(m.created_at)),
+                    sender_name: m.sender_name.unwrap_or_default(),
+                }
             })
             .collect();
         Ok(pb::ConnectorListMessagesResponse { messages })

@@ -133,6 +133,7 @@ pub fn parse(body: &[u8], our_sender: &str) -> Result<Vec<pb::PlatformEvent>, We
             text: data.message,
             at: Some(ms_to_timestamp(data.created_at)),
             sender_name,
+            from_us: false,
         })),
         traceparent: String::new(),
     }])

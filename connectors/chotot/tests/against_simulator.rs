@@ -312,6 +312,11 @@ async fn history_pages_back_with_before_and_limit() {
     let shop_view = list(None, "").await.unwrap();
     assert_eq!(shop_view[0].sender_id, "5002");
     assert_eq!(shop_view[1].sender_id, DEFAULT_SENDER_ID);
+    // Our shop's own lines are marked, so a backfill can leave them out.
+    assert_eq!(
+        shop_view.iter().map(|m| m.from_us).collect::<Vec<_>>(),
+        [false, true, false, true, false]
+    );
 
     let outsider = list(None, "5001").await.unwrap_err();
     assert_eq!(outsider.code(), Code::PermissionDenied);

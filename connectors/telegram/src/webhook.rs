@@ -143,6 +143,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedUpdate, WebhookParseError> {
                 text,
                 at: Some(at),
                 sender_name,
+                from_us: false,
             })),
             traceparent: String::new(),
         }),

@@ -285,6 +285,7 @@ fn inbound(message: &Message, contacts: &[Contact]) -> Result<Option<pb::Platfor
             text,
             at: Some(message.timestamp.to_timestamp()?),
             sender_name,
+            from_us: false,
         })),
         traceparent: String::new(),
     }))

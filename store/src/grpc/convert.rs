@@ -135,6 +135,7 @@ pub(super) fn new_inbound_to_proto(i: NewInbound) -> Result<pb::PutInboundReques
             text: i.text,
             at: Some(i.at.into()),
             sender_name: i.sender_name,
+            from_us: false,
         }),
         message_id: i.id.to_string(),
         trace_id: i.trace_id,

@@ -229,6 +229,7 @@ impl PlatformAdapter for MetaAdapter {
                         text,
                         at: Some(timestamp(timestamp_ms)),
                         sender_name: String::new(),
+                        from_us: false,
                     })),
                     traceparent: String::new(),
                 }),
