@@ -3,13 +3,14 @@
 use chat4all_domain::Platform;
 use chat4all_proto::v1::{
     self as pb, CreateChannelRequest, CreateChannelResponse, GetChannelRequest, ListChannelsRequest,
-    ListChannelsResponse, get_channel_request,
+    ListChannelsResponse, channel_info_request, get_channel_request,
 };
 use chat4all_store::{PutChannelOutcome, SharedStore};
 use tonic::Status;
 
 use crate::status;
 use crate::validation::Violation;
+use crate::vendors::Connectors;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -130,6 +131,85 @@ pub(crate) async fn list(
     Ok(ListChannelsResponse {
         channels: page.channels,
         next_page_token: page.next_cursor.unwrap_or_default(),
+    })
+}
+
+/// The platform's view of a channel, named by our id or its vendor key.
+pub(crate) async fn info(
+    store: &SharedStore,
+    connectors: &Connectors,
+    request: pb::ChannelInfoRequest,
+) -> Result<pb::ChannelInfoResponse, Status> {
+    let (channel, vendor) = match request.key {
+        Some(channel_info_request::Key::ChannelId(id)) if !id.is_empty() => {
+            let channel = store
+                .get_channel(&id)
+                .await
+                .map_err(status::store)?
+                .ok_or_else(|| Status::not_found(format!("no channel {id:?}")))?;
+            let vendor = channel.vendor.clone().unwrap_or_default();
+            (Some(channel), vendor)
+        }
+        Some(channel_info_request::Key::Vendor(vendor))
+            if !vendor.name.is_empty() && !vendor.channel_id.is_empty() =>
+        {
+            let channel = store
+                .find_channel(&vendor.name, &vendor.channel_id)
+                .await
+                .map_err(status::store)?;
+            (channel, vendor)
+        }
+        _ => {
+            return Err(status::invalid_field(
+                "key",
+                "give channel_id, or vendor with name and channel_id",
+            ));
+        }
+    };
+    let platform: Platform = vendor
+        .name
+        .parse()
+        .map_err(|e: chat4all_domain::UnknownPlatform| status::invalid_field("vendor.name", e.to_string()))?;
+    let info = connectors.channel_info(platform, &vendor.channel_id).await?;
+    Ok(pb::ChannelInfoResponse {
+        channel,
+        info: Some(info),
+    })
+}
+
+/// The largest page of listings asked of a platform.
+const MAX_PRODUCTS_PAGE: u32 = 100;
+
+pub(crate) async fn user_products(
+    connectors: &Connectors,
+    request: pb::UserProductsRequest,
+) -> Result<pb::UserProductsResponse, Status> {
+    let platform: Platform = request
+        .vendor_name
+        .parse()
+        .map_err(|e: chat4all_domain::UnknownPlatform| status::invalid_field("vendor_name", e.to_string()))?;
+    if request.user_id.trim().is_empty() {
+        return Err(status::invalid_field("user_id", "must not be empty"));
+    }
+    if request.page_size > MAX_PRODUCTS_PAGE {
+        return Err(status::invalid_field(
+            "page_size",
+            format!("at most {MAX_PRODUCTS_PAGE}"),
+        ));
+    }
+    let answer = connectors
+        .user_products(
+            platform,
+            pb::ListUserProductsRequest {
+                user_id: request.user_id,
+                limit: request.page_size,
+                page: request.page.max(1),
+            },
+        )
+        .await?;
+    Ok(pb::UserProductsResponse {
+        products: answer.products,
+        has_more: answer.has_more,
     })
 }
 

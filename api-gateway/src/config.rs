@@ -38,6 +38,45 @@ pub struct GatewayConfig {
     /// How often the reconciliation job looks.
     #[arg(long = "reconcile-every", env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reconcile_every: Duration,
+    /// A platform's connector (its adapter's gRPC address), for the calls
+    /// that read the platform: `chotot=http://127.0.0.1:50071`. Repeat the
+    /// flag, or separate with commas.
+    #[arg(
+        long = "connector",
+        env = "CHAT4ALL_CONNECTORS",
+        value_delimiter = ',',
+        value_parser = parse_connector
+    )]
+    pub connectors: Vec<ConnectorAddr>,
+    /// The longest a call to a connector may take.
+    #[arg(long = "connector-timeout", env = "CHAT4ALL_CONNECTOR_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub connector_timeout: Duration,
+    /// How long a backfilled message's platform id is remembered against
+    /// redelivery, as the router's inbound window.
+    #[arg(long = "inbound-dedup-window", env = "CHAT4ALL_INBOUND_DEDUP_WINDOW", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub inbound_dedup_window: Duration,
+}
+
+/// Where one platform's connector listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorAddr {
+    pub platform: Platform,
+    pub uri: String,
+}
+
+fn parse_connector(s: &str) -> Result<ConnectorAddr, String> {
+    let (platform, uri) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not platform=uri (chotot=http://127.0.0.1:50071)"))?;
+    let platform = parse_platform(platform.trim())?;
+    let uri = uri.trim();
+    if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+        return Err(format!("{uri:?} is not an http:// or https:// address"));
+    }
+    Ok(ConnectorAddr {
+        platform,
+        uri: uri.to_owned(),
+    })
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -53,6 +92,33 @@ impl Default for GatewayConfig {
             max_text_chars: 4096,
             reconcile_after: Duration::from_secs(60),
             reconcile_every: Duration::from_secs(10),
+            connectors: Vec::new(),
+            connector_timeout: Duration::from_secs(5),
+            inbound_dedup_window: Duration::from_secs(24 * 60 * 60),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connectors_parse_as_platform_equals_uri() {
+        assert_eq!(
+            parse_connector("chotot=http://127.0.0.1:50071").unwrap(),
+            ConnectorAddr {
+                platform: Platform::Chotot,
+                uri: "http://127.0.0.1:50071".into()
+            }
+        );
+        assert!(parse_connector("chotot").unwrap_err().contains("platform=uri"));
+        assert!(parse_connector("fax=http://x").is_err());
+        assert!(
+            parse_connector("chotot=127.0.0.1:1")
+                .unwrap_err()
+                .contains("http://")
+        );
     }
 }

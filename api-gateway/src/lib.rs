@@ -7,15 +7,19 @@
 //!
 //! Layout: [`config`] the flags, `validation` the request checks, `status`
 //! the one place errors become gRPC statuses, `service` the handlers,
+//! `channels` the channel calls, `vendors` the platforms' own reads through
+//! their connectors, `history` the backfill of a channel's platform history,
 //! `watchers` the fan-out of `message-events` to streams.
 
 mod channels;
 pub mod config;
+mod history;
 mod publish;
 mod reconcile;
 mod service;
 mod status;
 mod validation;
+mod vendors;
 mod watchers;
 
 use std::net::SocketAddr;
@@ -28,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-pub use config::GatewayConfig;
+pub use config::{ConnectorAddr, GatewayConfig};
 use service::Messaging;
 use watchers::Watchers;
 
@@ -58,7 +62,14 @@ pub async fn bind(
         .await
         .context("assigning the message-events partitions")?;
     let watchers = Watchers::default();
-    let service = Messaging::new(config.clone(), store.clone(), producer.clone(), watchers.clone());
+    let connectors = vendors::Connectors::new(&config.connectors, config.connector_timeout)?;
+    let service = Messaging::new(
+        config.clone(),
+        store.clone(),
+        producer.clone(),
+        watchers.clone(),
+        connectors,
+    );
     let reconcile = reconcile::Reconcile {
         after: config.reconcile_after,
         every: config.reconcile_every,

@@ -3,24 +3,26 @@
 use std::pin::Pin;
 use std::time::Instant;
 
-use chat4all_domain::{DeliveryStatus, MessageId, SOURCE_API, Timestamp};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, SOURCE_API, Timestamp};
 use chat4all_kafka::{Producer, topics};
 use chat4all_proto::v1::{
     self as pb, GetMessageRequest, GetMessageResponse, ListMessagesRequest, ListMessagesResponse,
     MessageEvent, SendMessageRequest, SendMessageResponse, WatchMessagesRequest,
-    messaging_service_server::MessagingService,
+    messaging_service_server::MessagingService, watch_messages_request,
 };
-use chat4all_store::{NewMessage, PutOutcome, SharedStore};
+use chat4all_store::{MessageCursor, NewMessage, PutOutcome, SharedStore};
 use chat4all_telemetry::TraceContext;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::channels;
 use crate::config::GatewayConfig;
+use crate::history::Backfill;
 use crate::publish;
 use crate::status;
 use crate::validation::validate_send;
-use crate::watchers::Watchers;
+use crate::vendors::Connectors;
+use crate::watchers::{WatchScope, Watchers, vendor_key};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -30,6 +32,7 @@ pub(crate) struct Messaging {
     store: SharedStore,
     producer: Producer,
     watchers: Watchers,
+    connectors: Connectors,
 }
 
 impl Messaging {
@@ -38,12 +41,14 @@ impl Messaging {
         store: SharedStore,
         producer: Producer,
         watchers: Watchers,
+        connectors: Connectors,
     ) -> Self {
         Self {
             config,
             store,
             producer,
             watchers,
+            connectors,
         }
     }
 }
@@ -169,15 +174,38 @@ impl MessagingService for Messaging {
         } else {
             req.page_size
         };
-        let before = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let cursor = match (req.page_token.is_empty(), req.before) {
+            (true, None) => None,
+            (true, Some(before)) => Some(MessageCursor::older_than(Timestamp::from(before))),
+            (false, None) => Some(MessageCursor::decode(&req.page_token).map_err(status::store)?),
+            (false, Some(_)) => {
+                return Err(status::invalid_field(
+                    "before",
+                    "give page_token or before, not both: the token already says where the page starts",
+                ));
+            }
+        };
+        let backfilled = if req.skip_backfill {
+            0
+        } else {
+            Backfill {
+                store: &self.store,
+                connectors: &self.connectors,
+                dedup_window: self.config.inbound_dedup_window,
+            }
+            .page(&conversation, cursor.map(|c| c.created_at), limit)
+            .await?
+        };
+        let token = cursor.map(|c| c.encode());
         let page = self
             .store
-            .list_messages(&conversation, before, limit)
+            .list_messages(&conversation, token.as_deref(), limit)
             .await
             .map_err(status::store)?;
         Ok(Response::new(ListMessagesResponse {
             messages: page.messages,
             next_page_token: page.next_cursor.unwrap_or_default(),
+            backfilled,
         }))
     }
 
@@ -214,11 +242,48 @@ impl MessagingService for Messaging {
         &self,
         request: Request<WatchMessagesRequest>,
     ) -> Result<Response<Self::WatchMessagesStream>, Status> {
-        let conversation = request
-            .into_inner()
-            .conversation_id
-            .parse()
-            .map_err(|e: chat4all_domain::IdError| status::invalid_field("conversation_id", e.to_string()))?;
-        Ok(Response::new(Box::pin(self.watchers.subscribe(conversation))))
+        let scope = match request.into_inner().scope {
+            Some(watch_messages_request::Scope::ConversationId(id)) => {
+                let conversation: ConversationId = id.parse().map_err(|e: chat4all_domain::IdError| {
+                    status::invalid_field("conversation_id", e.to_string())
+                })?;
+                WatchScope::Conversation(conversation.as_str().to_owned())
+            }
+            Some(watch_messages_request::Scope::ChannelId(id)) if !id.trim().is_empty() => {
+                let channel = self
+                    .store
+                    .get_channel(id.trim())
+                    .await
+                    .map_err(status::store)?
+                    .ok_or_else(|| Status::not_found(format!("no channel {id:?}")))?;
+                let vendor = channel.vendor.unwrap_or_default();
+                WatchScope::Vendor(vendor_key(&vendor.name, &vendor.channel_id))
+            }
+            _ => {
+                return Err(status::invalid_field(
+                    "scope",
+                    "give conversation_id, or channel_id to watch a whole channel",
+                ));
+            }
+        };
+        Ok(Response::new(Box::pin(self.watchers.subscribe(scope))))
+    }
+
+    async fn get_channel_info(
+        &self,
+        request: Request<pb::ChannelInfoRequest>,
+    ) -> Result<Response<pb::ChannelInfoResponse>, Status> {
+        channels::info(&self.store, &self.connectors, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_user_products(
+        &self,
+        request: Request<pb::UserProductsRequest>,
+    ) -> Result<Response<pb::UserProductsResponse>, Status> {
+        channels::user_products(&self.connectors, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

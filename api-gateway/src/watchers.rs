@@ -1,13 +1,16 @@
-//! Fans `message-events` out to WatchMessages streams, by conversation.
+//! Fans `message-events` out to WatchMessages streams, by conversation or by
+//! channel.
 //!
-//! One broadcast channel per watched conversation, made on the first watcher
-//! and dropped when the last one leaves; events of unwatched conversations
-//! cost one map look-up.
+//! One broadcast channel per watched scope, made on the first watcher and
+//! dropped when the last one leaves. A conversation is the record's key; a
+//! channel is the event's recipient, its vendor key, so a reply filed under
+//! another conversation still reaches the channel's watchers. While nobody
+//! watches a channel, events of unwatched conversations cost one map look-up
+//! and are never decoded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chat4all_domain::ConversationId;
 use chat4all_kafka::Record;
 use chat4all_proto::v1::MessageEvent;
 use futures::{Stream, StreamExt};
@@ -20,9 +23,30 @@ use tonic::Status;
 /// Events a slow watcher may fall behind by before it is told so.
 const WATCHER_BUFFER: usize = 1024;
 
+/// What one stream follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WatchScope {
+    Conversation(String),
+    /// A channel's vendor key, as [`vendor_key`] writes it.
+    Vendor(String),
+}
+
+/// `platform:vendor channel id`, the form a recipient takes on the API.
+pub(crate) fn vendor_key(platform: &str, vendor_channel_id: &str) -> String {
+    format!("{platform}:{vendor_channel_id}")
+}
+
+type Senders = HashMap<String, broadcast::Sender<MessageEvent>>;
+
+#[derive(Default)]
+struct Scopes {
+    by_conversation: Senders,
+    by_vendor: Senders,
+}
+
 #[derive(Clone, Default)]
 pub(crate) struct Watchers {
-    by_conversation: Arc<Mutex<HashMap<String, broadcast::Sender<MessageEvent>>>>,
+    scopes: Arc<Mutex<Scopes>>,
     /// Ends every stream: a graceful shutdown waits for open streams.
     closing: CancellationToken,
 }
@@ -35,14 +59,15 @@ impl Watchers {
 
     pub(crate) fn subscribe(
         &self,
-        conversation: ConversationId,
+        scope: WatchScope,
     ) -> impl Stream<Item = Result<MessageEvent, Status>> + Send + 'static {
         let receiver = {
-            let mut map = self
-                .by_conversation
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            map.entry(conversation.as_str().to_owned())
+            let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+            let (map, key) = match scope {
+                WatchScope::Conversation(key) => (&mut scopes.by_conversation, key),
+                WatchScope::Vendor(key) => (&mut scopes.by_vendor, key),
+            };
+            map.entry(key)
                 .or_insert_with(|| broadcast::channel(WATCHER_BUFFER).0)
                 .subscribe()
         };
@@ -67,27 +92,50 @@ impl Watchers {
             .take_until(self.closing.clone().cancelled_owned())
     }
 
-    /// Hands one `message-events` record to the conversation's watchers.
+    /// Hands one `message-events` record to the watchers of its
+    /// conversation and of its channel.
     pub(crate) fn dispatch(&self, record: &Record) {
-        let Some(key) = record.key.as_deref() else { return };
-        let mut map = self
-            .by_conversation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(sender) = map.get(key) else { return };
-        if sender.receiver_count() == 0 {
-            map.remove(key);
+        let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        let conversation = record
+            .key
+            .as_deref()
+            .and_then(|key| live_sender(&mut scopes.by_conversation, key));
+        if conversation.is_none() && scopes.by_vendor.is_empty() {
             return;
         }
-        match chat4all_kafka::decode::<MessageEvent>(&record.payload) {
-            Ok(event) => {
-                let _ = sender.send(event);
-            }
+        let event = match chat4all_kafka::decode::<MessageEvent>(&record.payload) {
+            Ok(event) => event,
             Err(reason) => {
-                tracing::warn!(%reason, offset = record.offset, "undecodable message event skipped")
+                tracing::warn!(%reason, offset = record.offset, "undecodable message event skipped");
+                return;
             }
+        };
+        let channel = event
+            .recipient
+            .as_ref()
+            .and_then(|r| live_sender(&mut scopes.by_vendor, &vendor_key(&r.platform, &r.id)));
+        match (conversation, channel) {
+            (Some(conversation), Some(channel)) => {
+                let _ = conversation.send(event.clone());
+                let _ = channel.send(event);
+            }
+            (Some(only), None) | (None, Some(only)) => {
+                let _ = only.send(event);
+            }
+            (None, None) => {}
         }
     }
+}
+
+/// The scope's sender while someone listens; a scope whose last watcher
+/// left is dropped here.
+fn live_sender(map: &mut Senders, key: &str) -> Option<broadcast::Sender<MessageEvent>> {
+    let sender = map.get(key)?;
+    if sender.receiver_count() == 0 {
+        map.remove(key);
+        return None;
+    }
+    Some(sender.clone())
 }
 
 struct WatcherGauge;

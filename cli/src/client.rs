@@ -111,19 +111,17 @@ pub fn render_timeline(message: &pb::Message, dashboard: Option<&str>) -> String
     out
 }
 
-/// Prints each event of a conversation as it happens, until the stream
-/// ends or `stop` resolves.
+/// Prints each event of a conversation (or channel) as it happens, until
+/// the stream ends or `stop` resolves.
 pub async fn watch(
     gateway: &str,
-    conversation_id: &str,
+    scope: pb::watch_messages_request::Scope,
     mut on_event: impl FnMut(String),
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut stream = connect(gateway)
         .await?
-        .watch_messages(WatchMessagesRequest {
-            conversation_id: conversation_id.to_owned(),
-        })
+        .watch_messages(WatchMessagesRequest { scope: Some(scope) })
         .await
         .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
         .into_inner();

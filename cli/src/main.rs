@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use chat4all::{System, SystemConfig, bench, client};
-use chat4all_proto::v1::SendMessageRequest;
+use chat4all_proto::v1::{self as pb, SendMessageRequest};
 use clap::{Parser, Subcommand};
 
 // Many threads allocate and free small buffers (gRPC, HTTP, Kafka):
@@ -55,10 +55,14 @@ enum Command {
         #[arg(long, env = "CHAT4ALL_DASHBOARD_URL")]
         dashboard: Option<String>,
     },
-    /// Follows a conversation's new messages and status changes.
+    /// Follows a conversation's new messages and status changes, or
+    /// everything exchanged with a channel's platform user.
     Watch {
+        #[arg(long, required_unless_present = "channel", conflicts_with = "channel")]
+        conversation: Option<String>,
+        /// A channel's id: its inbound messages and every reply to it.
         #[arg(long)]
-        conversation: String,
+        channel: Option<String>,
         #[arg(long, env = "CHAT4ALL_GATEWAY", default_value = "http://127.0.0.1:50051")]
         gateway: String,
     },
@@ -168,11 +172,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Watch {
             conversation,
+            channel,
             gateway,
         } => {
+            let scope = match (conversation, channel) {
+                (_, Some(channel)) => pb::watch_messages_request::Scope::ChannelId(channel),
+                (Some(conversation), None) => pb::watch_messages_request::Scope::ConversationId(conversation),
+                (None, None) => anyhow::bail!("give --conversation or --channel"),
+            };
             client::watch(
                 &gateway,
-                &conversation,
+                scope,
                 |line| println!("{line}"),
                 chat4all_telemetry::shutdown_signal(),
             )

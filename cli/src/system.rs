@@ -208,6 +208,14 @@ impl System {
             enabled_platforms: Platform::ALL.to_vec(),
             reconcile_after: config.reconcile_after,
             reconcile_every: config.reconcile_every,
+            connectors: connectors
+                .iter()
+                .map(|(platform, uri)| chat4all_api_gateway::ConnectorAddr {
+                    platform: *platform,
+                    uri: uri.clone(),
+                })
+                .collect(),
+            inbound_dedup_window: config.router.dedup_window,
             ..Default::default()
         };
         let gateway = chat4all_api_gateway::bind(&gateway_config, &kafka, store.clone()).await?;

@@ -39,6 +39,22 @@ pub fn send_request(recipient: &str, text: &str, conversation: &str) -> SendMess
     }
 }
 
+/// A WatchMessages request for one conversation.
+pub fn watch_conversation(conversation: impl Into<String>) -> pb::WatchMessagesRequest {
+    pb::WatchMessagesRequest {
+        scope: Some(pb::watch_messages_request::Scope::ConversationId(
+            conversation.into(),
+        )),
+    }
+}
+
+/// A WatchMessages request for everything exchanged through a channel.
+pub fn watch_channel(channel_id: impl Into<String>) -> pb::WatchMessagesRequest {
+    pb::WatchMessagesRequest {
+        scope: Some(pb::watch_messages_request::Scope::ChannelId(channel_id.into())),
+    }
+}
+
 /// Polls GetMessage until the message reaches `status` (or beyond, in state
 /// order; FAILED only when asked for) or the time is up; returns the
 /// message as last seen.

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chat4all_proto::v1::{self as pb, GetMessageRequest, ListMessagesRequest, WatchMessagesRequest};
+use chat4all_proto::v1::{self as pb, GetMessageRequest, ListMessagesRequest};
 use chat4all_tests::{TestSystem, send_request, wait_for};
 use tonic::Code;
 
@@ -24,9 +24,7 @@ async fn two_hundred_messages_over_ten_conversations_reach_read_in_order() {
 
     // A watcher on one conversation sees its messages appear and move on.
     let mut watch = client
-        .watch_messages(WatchMessagesRequest {
-            conversation_id: "conv-0".into(),
-        })
+        .watch_messages(chat4all_tests::watch_conversation("conv-0"))
         .await
         .unwrap()
         .into_inner();
@@ -121,6 +119,7 @@ async fn two_hundred_messages_over_ten_conversations_reach_read_in_order() {
             conversation_id: "conv-3".into(),
             page_size: 15,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -132,6 +131,7 @@ async fn two_hundred_messages_over_ten_conversations_reach_read_in_order() {
             conversation_id: "conv-3".into(),
             page_size: 15,
             page_token: first.next_page_token,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -223,6 +223,7 @@ async fn bad_requests_are_refused_naming_the_field_and_nothing_is_stored_or_sent
             conversation_id: "bad".into(),
             page_size: 10,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use chat4all_proto::v1::{self as pb, CreateChannelRequest, WatchMessagesRequest};
+use chat4all_proto::v1::{self as pb, CreateChannelRequest};
 use chat4all_tests::{TestSystem, send_request, wait_for};
 
 const STORM: Duration = Duration::from_secs(30);
@@ -72,9 +72,7 @@ async fn an_echo_storm_is_held_by_the_loop_guard_and_other_channels_carry_on() {
         let conversation = channel.id.clone();
         async move {
             let mut events = client
-                .watch_messages(WatchMessagesRequest {
-                    conversation_id: conversation.clone(),
-                })
+                .watch_messages(chat4all_tests::watch_conversation(conversation.clone()))
                 .await
                 .unwrap()
                 .into_inner();

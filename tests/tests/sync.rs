@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use chat4all_proto::v1::{
-    self as pb, CreateChannelRequest, GetChannelRequest, ListMessagesRequest, WatchMessagesRequest,
-    get_channel_request,
+    self as pb, CreateChannelRequest, GetChannelRequest, ListMessagesRequest, get_channel_request,
 };
 use chat4all_tests::{TestSystem, send_request, wait_for};
 
@@ -32,9 +31,7 @@ async fn a_user_writes_a_watcher_sees_it_once_and_the_reply_reaches_the_platform
         .channel
         .unwrap();
     let mut watch = client
-        .watch_messages(WatchMessagesRequest {
-            conversation_id: channel.id.clone(),
-        })
+        .watch_messages(chat4all_tests::watch_conversation(channel.id.clone()))
         .await
         .unwrap()
         .into_inner();
@@ -142,6 +139,7 @@ async fn a_webhook_delivered_twice_is_stored_once_in_a_channel_made_on_the_fly()
         conversation_id: channel.id.clone(),
         page_size: 10,
         page_token: String::new(),
+        ..Default::default()
     };
     let texts = loop {
         let page = client.list_messages(list()).await.unwrap().into_inner();
