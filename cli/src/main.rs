@@ -73,6 +73,9 @@ enum Command {
         kafka: chat4all_kafka::KafkaArgs,
         #[arg(long, env = "CHAT4ALL_PARTITIONS", default_value_t = 8)]
         partitions: i32,
+        /// Copies of each partition: 1 for one broker, 3 in production.
+        #[arg(long, env = "CHAT4ALL_REPLICATION_FACTOR", default_value_t = 1)]
+        replication_factor: i32,
     },
     /// Moves data to the current model.
     Migrate {
@@ -188,9 +191,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::CreateTopics { kafka, partitions } => {
+        Command::CreateTopics {
+            kafka,
+            partitions,
+            replication_factor,
+        } => {
             let topics = chat4all_kafka::topics::all();
-            chat4all_kafka::admin::ensure_topics(&kafka, &topics, partitions).await?;
+            chat4all_kafka::admin::ensure_topics(&kafka, &topics, partitions, replication_factor).await?;
             println!("{} topics present on {}", topics.len(), kafka.bootstrap);
             Ok(())
         }

@@ -11,11 +11,16 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::KafkaArgs;
 
 /// Creates the topics that do not exist yet; existing ones are left alone.
-pub async fn ensure_topics(args: &KafkaArgs, topics: &[String], partitions: i32) -> Result<(), KafkaError> {
+pub async fn ensure_topics(
+    args: &KafkaArgs,
+    topics: &[String],
+    partitions: i32,
+    replication_factor: i32,
+) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = args.client_config("chat4all-admin").create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication_factor)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &options).await? {
