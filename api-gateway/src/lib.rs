@@ -45,6 +45,7 @@ pub struct BoundGateway {
     tail: TailConsumer,
     watchers: Watchers,
     producer: Producer,
+    tracer: chat4all_telemetry::HopTracer,
 }
 
 /// Binds the gRPC port and connects to Kafka; nothing is served yet.
@@ -61,7 +62,8 @@ pub async fn bind(
     let tail = TailConsumer::new(kafka, topics::MESSAGE_EVENTS, &client_id)
         .await
         .context("assigning the message-events partitions")?;
-    let watchers = Watchers::default();
+    let tracer = chat4all_telemetry::spans::tracer("chat4all-api-gateway");
+    let watchers = Watchers::new(tracer.clone());
     let connectors = vendors::Connectors::new(&config.connectors, config.connector_timeout)?;
     let service = Messaging::new(
         config.clone(),
@@ -69,6 +71,7 @@ pub async fn bind(
         producer.clone(),
         watchers.clone(),
         connectors,
+        tracer.clone(),
     );
     let reconcile = reconcile::Reconcile {
         after: config.reconcile_after,
@@ -83,6 +86,7 @@ pub async fn bind(
         tail,
         watchers,
         producer,
+        tracer,
     })
 }
 
@@ -103,6 +107,7 @@ impl BoundGateway {
             tail,
             watchers,
             producer,
+            tracer,
         } = self;
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
@@ -127,6 +132,7 @@ impl BoundGateway {
         let reconciler = tokio::spawn(reconcile::run(
             store,
             producer.clone(),
+            tracer,
             reconcile,
             shutdown.clone(),
         ));

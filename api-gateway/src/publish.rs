@@ -6,18 +6,21 @@
 //! waiting for the broker's ack; a record that never reaches the broker is
 //! counted here and re-published by the [reconciler](crate::reconcile).
 
-use chat4all_kafka::{Delivery, KafkaError, Producer, RecordHeaders, topics};
+use chat4all_kafka::{Delivery, KafkaError, Producer, hops, topics};
 use chat4all_proto::v1::{self as pb, MessageEvent};
+use chat4all_telemetry::{HopTracer, TraceContext};
 use prost::Message as _;
 
 const HOP: &str = "api-gateway";
 
 /// Enqueues the message for the router, and its CREATED event when
-/// `announce`; returns the router record's delivery.
+/// `announce`, each a hop under `parent`; returns the router record's
+/// delivery.
 pub(crate) async fn enqueue(
     producer: &Producer,
+    tracer: &HopTracer,
     message: &pb::Message,
-    traceparent: &str,
+    parent: &TraceContext,
     announce: bool,
 ) -> Result<Delivery, KafkaError> {
     let outbound = pb::OutboundMessage {
@@ -27,11 +30,17 @@ pub(crate) async fn enqueue(
         text: message.text.clone(),
         accepted_at: message.created_at,
     };
-    let headers = RecordHeaders::new(Some(traceparent.to_owned()), Some(message.id.clone()));
     let key = message.conversation_id.as_str();
+    let hop = hops::send(tracer, topics::MESSAGES, Some(parent), &message.id);
     let queued = producer
-        .enqueue(topics::MESSAGES, key, &outbound.encode_to_vec(), &headers)
+        .enqueue(
+            topics::MESSAGES,
+            key,
+            &outbound.encode_to_vec(),
+            &hops::headers(&hop, &message.id),
+        )
         .await?;
+    drop(hop);
     if announce {
         let event = MessageEvent {
             kind: pb::MessageEventKind::Created.into(),
@@ -43,8 +52,14 @@ pub(crate) async fn enqueue(
             message: Some(message.clone()),
             recipient: message.recipient.clone(),
         };
+        let hop = hops::send(tracer, topics::MESSAGE_EVENTS, Some(parent), &message.id);
         let announced = producer
-            .enqueue(topics::MESSAGE_EVENTS, key, &event.encode_to_vec(), &headers)
+            .enqueue(
+                topics::MESSAGE_EVENTS,
+                key,
+                &event.encode_to_vec(),
+                &hops::headers(&hop, &message.id),
+            )
             .await?;
         // Watchers would miss one CREATED event; delivery is unaffected.
         watch_ack(announced, topics::MESSAGE_EVENTS, message.id.clone());

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chat4all_domain::{DeliveryStatus, Timestamp};
 use chat4all_kafka::{Producer, topics};
 use chat4all_store::SharedStore;
-use chat4all_telemetry::TraceContext;
+use chat4all_telemetry::{HopTracer, TraceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::publish;
@@ -27,6 +27,7 @@ pub(crate) struct Reconcile {
 pub(crate) async fn run(
     store: SharedStore,
     producer: Producer,
+    tracer: HopTracer,
     config: Reconcile,
     shutdown: CancellationToken,
 ) {
@@ -35,7 +36,7 @@ pub(crate) async fn run(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(config.every) => {}
         }
-        match once(&store, &producer, config).await {
+        match once(&store, &producer, &tracer, config).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "re-published messages stuck in ACCEPTED"),
             Err(error) => tracing::warn!(%error, "reconciliation failed; next round retries"),
@@ -47,6 +48,7 @@ pub(crate) async fn run(
 pub(crate) async fn once(
     store: &SharedStore,
     producer: &Producer,
+    tracer: &HopTracer,
     config: Reconcile,
 ) -> anyhow::Result<usize> {
     let deadline = Timestamp::now().as_micros() - i64::try_from(config.after.as_micros()).unwrap_or(i64::MAX);
@@ -60,7 +62,7 @@ pub(crate) async fn once(
     let mut deliveries = Vec::with_capacity(stuck.len());
     for message in &stuck {
         let trace = TraceContext::in_trace(&message.trace_id).unwrap_or_else(TraceContext::new_root);
-        deliveries.push(publish::enqueue(producer, message, &trace.to_string(), false).await?);
+        deliveries.push(publish::enqueue(producer, tracer, message, &trace, false).await?);
     }
     for delivery in deliveries {
         delivery.acked().await?;

@@ -11,7 +11,8 @@ use chat4all_proto::v1::{
     messaging_service_server::MessagingService, watch_messages_request,
 };
 use chat4all_store::{MessageCursor, NewMessage, PutOutcome, SharedStore};
-use chat4all_telemetry::TraceContext;
+use chat4all_telemetry::spans::attributes;
+use chat4all_telemetry::{HopKind, HopTracer, TraceContext};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
@@ -24,6 +25,8 @@ use crate::validation::validate_send;
 use crate::vendors::Connectors;
 use crate::watchers::{WatchScope, Watchers, vendor_key};
 
+const MESSAGING_SERVICE: &str = "chat4all.v1.MessagingService";
+const SEND_MESSAGE: &str = "chat4all.v1.MessagingService/SendMessage";
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
 
@@ -33,6 +36,7 @@ pub(crate) struct Messaging {
     producer: Producer,
     watchers: Watchers,
     connectors: Connectors,
+    tracer: HopTracer,
 }
 
 impl Messaging {
@@ -42,6 +46,7 @@ impl Messaging {
         producer: Producer,
         watchers: Watchers,
         connectors: Connectors,
+        tracer: HopTracer,
     ) -> Self {
         Self {
             config,
@@ -49,6 +54,7 @@ impl Messaging {
             producer,
             watchers,
             connectors,
+            tracer,
         }
     }
 }
@@ -63,21 +69,33 @@ impl MessagingService for Messaging {
         request: Request<SendMessageRequest>,
     ) -> Result<Response<SendMessageResponse>, Status> {
         let started = Instant::now();
-        let trace = TraceContext::from_metadata(request.metadata())
-            .map_or_else(TraceContext::new_root, |parent| parent.child());
-        let req = channels::resolve_recipient(&self.store, request.into_inner()).await?;
+        // The client's trace is continued; without one, a new trace starts.
+        let parent = TraceContext::from_metadata(request.metadata());
+        let mut hop = self.tracer.start(SEND_MESSAGE, HopKind::Server, parent.as_ref());
+        hop.record(|| attributes::grpc(MESSAGING_SERVICE, "SendMessage").to_vec());
+        let trace = hop.context().clone();
+        let span = tracing::Span::current();
+        span.record("trace_id", trace.trace_id());
+        let req = channels::resolve_recipient(&self.store, request.into_inner())
+            .await
+            .inspect_err(|s| hop.fail(s.message().to_owned()))?;
         let valid = validate_send(&req, &self.config.enabled_platforms, self.config.max_text_chars).map_err(
             |violations| {
                 metrics::counter!("chat4all_messages_rejected_total", "reason" => "invalid_argument")
                     .increment(1);
+                hop.fail("invalid argument");
                 status::invalid(&violations)
             },
         )?;
         let platform = valid.recipient.platform.as_str();
         let id = MessageId::generate();
-        let span = tracing::Span::current();
         span.record("message_id", tracing::field::display(id));
-        span.record("trace_id", trace.trace_id());
+        hop.record(|| {
+            vec![
+                attributes::message_id(&id.to_string()),
+                attributes::platform(platform),
+            ]
+        });
 
         let stored_at = Instant::now();
         let put = self
@@ -93,7 +111,10 @@ impl MessagingService for Messaging {
                 idempotency_key: valid.idempotency_key,
             })
             .await
-            .map_err(status::store)?;
+            .map_err(|e| {
+                hop.fail("store failed");
+                status::store(e)
+            })?;
         metrics::histogram!("chat4all_accept_stage_duration_seconds", "stage" => "store")
             .record(stored_at.elapsed().as_secs_f64());
         let message = put.message;
@@ -119,11 +140,13 @@ impl MessagingService for Messaging {
             } else {
                 trace
             };
-            let traceparent = trace.to_string();
             let queued_at = Instant::now();
-            let delivery = publish::enqueue(&self.producer, &message, &traceparent, !duplicate)
+            let delivery = publish::enqueue(&self.producer, &self.tracer, &message, &trace, !duplicate)
                 .await
-                .map_err(|e| status::kafka(&e))?;
+                .map_err(|e| {
+                    hop.fail("kafka produce failed");
+                    status::kafka(&e)
+                })?;
             publish::watch_ack(delivery, topics::MESSAGES, message.id.clone());
             metrics::histogram!("chat4all_accept_stage_duration_seconds", "stage" => "kafka")
                 .record(queued_at.elapsed().as_secs_f64());

@@ -11,8 +11,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chat4all_kafka::Record;
+use chat4all_kafka::{Record, hops};
 use chat4all_proto::v1::MessageEvent;
+use chat4all_telemetry::HopTracer;
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
@@ -44,14 +45,23 @@ struct Scopes {
     by_vendor: Senders,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Watchers {
     scopes: Arc<Mutex<Scopes>>,
+    tracer: HopTracer,
     /// Ends every stream: a graceful shutdown waits for open streams.
     closing: CancellationToken,
 }
 
 impl Watchers {
+    pub(crate) fn new(tracer: HopTracer) -> Self {
+        Self {
+            scopes: Arc::default(),
+            tracer,
+            closing: CancellationToken::new(),
+        }
+    }
+
     /// Ends every open stream now and every later one at once.
     pub(crate) fn close(&self) {
         self.closing.cancel();
@@ -114,6 +124,12 @@ impl Watchers {
             .recipient
             .as_ref()
             .and_then(|r| live_sender(&mut scopes.by_vendor, &vendor_key(&r.platform, &r.id)));
+        if conversation.is_none() && channel.is_none() {
+            return;
+        }
+        drop(scopes);
+        // The last hop of the message's trace: the event reaches its watchers.
+        let _hop = hops::process(&self.tracer, record);
         match (conversation, channel) {
             (Some(conversation), Some(channel)) => {
                 let _ = conversation.send(event.clone());

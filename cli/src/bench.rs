@@ -47,6 +47,10 @@ pub struct BenchOptions {
     /// Bytes of text per message.
     #[arg(long, default_value_t = 120)]
     pub text_bytes: usize,
+    /// Export every span over OTLP/gRPC to a receiver started in this
+    /// process, to measure what tracing costs.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// Throughput and latency of one load.
@@ -69,6 +73,8 @@ pub struct Report {
     /// Mean time of each stage of the accept path, from the gateway's own
     /// `chat4all_accept_stage_duration_seconds` histogram.
     pub accept_stages: Vec<(String, Duration)>,
+    /// Spans the in-process OTLP receiver got, with `--trace`.
+    pub spans_exported: Option<usize>,
 }
 
 impl fmt::Display for Report {
@@ -85,8 +91,12 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "chat4all bench: {} messages, {} clients, {} conversations, {}-byte texts",
-            o.messages, o.clients, o.conversations, o.text_bytes
+            "chat4all bench: {} messages, {} clients, {} conversations, {}-byte texts, tracing {}",
+            o.messages,
+            o.clients,
+            o.conversations,
+            o.text_bytes,
+            if o.trace { "on (OTLP/gRPC)" } else { "off" }
         )?;
         line(f, "accepted", "msg", &self.accept)?;
         for (stage, mean) in &self.accept_stages {
@@ -94,6 +104,9 @@ impl fmt::Display for Report {
         }
         line(f, "accept→DELIVERED", "msg", &self.delivered)?;
         writeln!(f, "    ({} of {} delivered)", self.delivered_count, o.messages)?;
+        if let Some(spans) = self.spans_exported {
+            writeln!(f, "    {spans} spans exported to the in-process OTLP receiver")?;
+        }
         line(f, "bare tonic echo", "req", &self.echo)?;
         writeln!(
             f,
@@ -146,12 +159,22 @@ pub async fn run(options: BenchOptions, data_dir: Option<PathBuf>) -> anyhow::Re
     let temporary = data_dir.is_none();
     let dir = data_dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("chat4all-bench-{}", uuid::Uuid::new_v4())));
-    let system = System::start(SystemConfig::ephemeral(&dir)).await?;
+    let sink = match options.trace {
+        true => Some(chat4all_telemetry::otlp_sink::OtlpSink::start_counting().await?),
+        false => None,
+    };
+    let mut config = SystemConfig::ephemeral(&dir);
+    config.otlp_endpoint = sink.as_ref().map(|s| s.endpoint());
+    let system = System::start(config).await?;
     let outcome = measure(&system, &options).await.map(|mut report| {
         report.accept_stages = stage_means(&metrics.render(), "chat4all_accept_stage_duration_seconds");
         report
     });
     system.stop().await?;
+    let outcome = outcome.map(|mut report| {
+        report.spans_exported = sink.as_ref().map(|s| s.count());
+        report
+    });
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -172,6 +195,7 @@ async fn measure(system: &System, options: &BenchOptions) -> anyhow::Result<Repo
         kafka,
         peak_rss_mib: peak_rss_mib(),
         accept_stages: Vec::new(),
+        spans_exported: None,
     })
 }
 

@@ -55,6 +55,11 @@ pub struct SystemConfig {
     /// How often to look for them.
     #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reconcile_every: Duration,
+    /// Where spans go, over OTLP/gRPC; unset, the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` decides, and without it nothing is
+    /// exported.
+    #[arg(long)]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl SystemConfig {
@@ -71,6 +76,7 @@ impl SystemConfig {
             router: chat4all_router::RouterConfig::default(),
             reconcile_after: Duration::from_secs(60),
             reconcile_every: Duration::from_secs(10),
+            otlp_endpoint: None,
         }
     }
 }
@@ -154,6 +160,14 @@ impl System {
     pub async fn start(config: SystemConfig) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
         let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
+        // Before any service asks for its tracer.
+        if let Some(endpoint) = config
+            .otlp_endpoint
+            .clone()
+            .or_else(chat4all_telemetry::spans::endpoint_from_env)
+        {
+            chat4all_telemetry::spans::export_to(Some(endpoint));
+        }
 
         let cluster = MockKafka::start(1).context("starting the Kafka mock cluster")?;
         let kafka = cluster.args();
@@ -288,6 +302,8 @@ impl System {
             }
         }
         drop(self.store);
+        // The drain's spans too.
+        chat4all_telemetry::spans::flush().await;
         // librdkafka's destroy blocks until its threads end.
         if let Some(cluster) = self.kafka_cluster.take() {
             tokio::task::spawn_blocking(move || drop(cluster)).await?;

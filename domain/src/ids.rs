@@ -21,6 +21,14 @@ impl MessageId {
     pub fn generate() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// When the id was made, to the millisecond: for a message sent through
+    /// the API, when it was accepted. None for an id that is not a UUIDv7.
+    pub fn generated_at(&self) -> Option<crate::Timestamp> {
+        let (secs, nanos) = self.0.get_timestamp()?.to_unix();
+        let millis = i64::try_from(secs).ok()?.checked_mul(1000)? + i64::from(nanos / 1_000_000);
+        Some(crate::Timestamp::from_millis(millis))
+    }
 }
 
 impl fmt::Display for MessageId {
@@ -79,6 +87,11 @@ mod tests {
         assert!(a < b);
         assert_eq!(a.to_string().parse::<MessageId>(), Ok(a));
         assert!("nope".parse::<MessageId>().is_err());
+        let now = crate::Timestamp::now().as_micros();
+        let made = b.generated_at().unwrap().as_micros();
+        assert!((now - made).abs() < 5_000_000, "{now} vs {made}");
+        let v4: MessageId = "6f1c3b54-0f0b-4c3e-9a55-1a3f2e4d5c6b".parse().unwrap();
+        assert_eq!(v4.generated_at(), None);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+
+use crate::lag::LagContext;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
@@ -110,7 +112,7 @@ pub async fn consume<H: BatchHandler>(
 
 /// A consumer group member, created and subscribed.
 pub struct BatchConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagContext>,
     settings: ConsumerSettings,
     dead_letters: Producer,
 }
@@ -121,8 +123,9 @@ impl BatchConsumer {
         settings: ConsumerSettings,
         dead_letters: Producer,
     ) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = args
+        let consumer: StreamConsumer<LagContext> = args
             .consumer_config(&settings.group_id)
+            .set("statistics.interval.ms", crate::lag::STATISTICS_INTERVAL_MS)
             .set("group.id", &settings.group_id)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "500")
@@ -130,7 +133,7 @@ impl BatchConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .create()?;
+            .create_with_context(LagContext::new(&settings.group_id))?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {
@@ -209,7 +212,7 @@ impl BatchConsumer {
 }
 
 /// The highest offset of each partition in the batch, stored for commit.
-fn store_offsets(consumer: &StreamConsumer, batch: &[Record], group: &str) {
+fn store_offsets(consumer: &StreamConsumer<LagContext>, batch: &[Record], group: &str) {
     let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
     for r in batch {
         let e = highest.entry((r.topic.as_str(), r.partition)).or_insert(r.offset);

@@ -9,6 +9,8 @@ mod announce;
 mod config;
 pub mod consumer;
 mod headers;
+pub mod hops;
+mod lag;
 pub mod mock;
 mod producer;
 pub mod tail;

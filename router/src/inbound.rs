@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chat4all_domain::{MessageId, Platform, Timestamp};
-use chat4all_kafka::{Announcements, DeadLetter, HandlerError, Producer, Record, RecordHeaders, decode};
+use chat4all_kafka::{Announcements, DeadLetter, HandlerError, Producer, Record, decode, hops};
 use chat4all_proto::v1 as pb;
 use chat4all_store::{InboundOutcome, NewInbound, SharedStore, StoreError};
-use chat4all_telemetry::TraceContext;
+use chat4all_telemetry::spans::attributes;
+use chat4all_telemetry::{Hop, HopTracer, TraceContext};
 
 use crate::loop_guard::{Direction, LoopGuard};
 
@@ -62,38 +63,45 @@ fn to_new_inbound(
 pub(crate) async fn receive_all(
     store: &SharedStore,
     producer: &Producer,
+    tracer: &HopTracer,
     guard: &LoopGuard,
     dedup_window: Duration,
     batch: &[(usize, &Record)],
 ) -> Result<Vec<DeadLetter>, HandlerError> {
     let mut dead = Vec::new();
-    let mut by_key: HashMap<Option<&str>, Vec<(usize, &Record, NewInbound)>> = HashMap::new();
+    let mut by_key: HashMap<Option<&str>, Vec<(usize, NewInbound, Hop)>> = HashMap::new();
     for &(index, record) in batch {
+        let mut hop = hops::process(tracer, record);
+        let trace = hop.context().to_string();
         let parsed = decode::<pb::InboundMessage>(&record.payload)
-            .and_then(|m| to_new_inbound(m, record.headers.traceparent.as_deref(), dedup_window));
+            .and_then(|m| to_new_inbound(m, Some(&trace), dedup_window));
         match parsed {
             Ok(inbound) => by_key
                 .entry(record.key.as_deref())
                 .or_default()
-                .push((index, record, inbound)),
-            Err(reason) => dead.push(DeadLetter { index, reason }),
+                .push((index, inbound, hop)),
+            Err(reason) => {
+                hop.fail(reason.clone());
+                dead.push(DeadLetter { index, reason });
+            }
         }
     }
     let stored = futures::future::join_all(by_key.into_values().map(|items| async move {
         let mut results = Vec::with_capacity(items.len());
-        for (index, record, inbound) in items {
+        for (index, inbound, hop) in items {
             let platform = inbound.platform.as_str();
-            results.push((index, record, platform, store.put_inbound(inbound).await));
+            results.push((index, platform, store.put_inbound(inbound).await, hop));
         }
         results
     }))
     .await;
 
-    let mut announcements = Announcements::new(producer);
-    for (index, record, platform, result) in stored.into_iter().flatten() {
+    let mut announcements = Announcements::new(producer, tracer);
+    for (index, platform, result, mut hop) in stored.into_iter().flatten() {
         let stored = match result {
             Ok(stored) => stored,
             Err(StoreError::Invalid { field, reason }) => {
+                hop.fail("refused by the store");
                 dead.push(DeadLetter {
                     index,
                     reason: format!("{field}: {reason}"),
@@ -115,7 +123,12 @@ pub(crate) async fn receive_all(
             metrics::counter!("chat4all_channels_created_total", "platform" => platform).increment(1);
         }
         let message = stored.message;
-        let headers = RecordHeaders::new(record.headers.traceparent.clone(), Some(message.id.clone()));
+        hop.record(|| {
+            vec![
+                attributes::message_id(&message.id),
+                attributes::platform(platform),
+            ]
+        });
         let event = pb::MessageEvent {
             kind: pb::MessageEventKind::Created.into(),
             message_id: message.id.clone(),
@@ -127,7 +140,7 @@ pub(crate) async fn receive_all(
             message: Some(message),
         };
         announcements
-            .announce(&event, &headers)
+            .announce(&event, Some(hop.context()))
             .await
             .map_err(HandlerError::new)?;
     }

@@ -21,6 +21,7 @@ use chat4all_kafka::{
     BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record, topics,
 };
 use chat4all_store::SharedStore;
+use chat4all_telemetry::HopTracer;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -89,8 +90,10 @@ pub async fn run(
         hold: config.loop_guard_hold,
     }));
     let reporter = tokio::spawn(report_guard(guard.clone(), health, shutdown.clone()));
+    let tracer = chat4all_telemetry::spans::tracer("chat4all-router");
     let make = |producer| Router {
         producer,
+        tracer,
         store,
         dedup_window,
         guard,
@@ -135,6 +138,7 @@ type Indexed<'a> = (usize, &'a Record);
 
 struct Router {
     producer: Producer,
+    tracer: HopTracer,
     store: SharedStore,
     dedup_window: Duration,
     guard: Arc<LoopGuard>,
@@ -146,11 +150,12 @@ impl BatchHandler for Router {
             .iter()
             .enumerate()
             .partition(|(_, r)| r.topic == topics::INBOUND);
-        let mut dead = outbound::route_all(&self.producer, &self.guard, &outbound).await?;
+        let mut dead = outbound::route_all(&self.producer, &self.tracer, &self.guard, &outbound).await?;
         dead.extend(
             inbound::receive_all(
                 &self.store,
                 &self.producer,
+                &self.tracer,
                 &self.guard,
                 self.dedup_window,
                 &inbound,

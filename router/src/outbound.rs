@@ -2,8 +2,10 @@
 //! `<platform>-outbound`.
 
 use chat4all_domain::{DeliveryStatus, Platform, Timestamp};
-use chat4all_kafka::{DeadLetter, HandlerError, Producer, Record, decode, topics};
+use chat4all_kafka::{DeadLetter, HandlerError, Producer, Record, decode, hops, topics};
 use chat4all_proto::v1 as pb;
+use chat4all_telemetry::HopTracer;
+use chat4all_telemetry::spans::attributes;
 use prost::Message as _;
 
 use crate::loop_guard::{Direction, LoopGuard, Verdict};
@@ -67,6 +69,7 @@ fn status_update(
 /// in the batch, for dead letters).
 pub(crate) async fn route_all(
     producer: &Producer,
+    tracer: &HopTracer,
     guard: &LoopGuard,
     batch: &[(usize, &Record)],
 ) -> Result<Vec<DeadLetter>, HandlerError> {
@@ -83,7 +86,19 @@ pub(crate) async fn route_all(
                     }
                     other => other,
                 };
-                routes.push((record, route));
+                // The record's hop lasts until its outbound record is queued.
+                let mut hop = hops::process(tracer, record);
+                if let Route::To { message, .. } = &route {
+                    let platform = message
+                        .recipient
+                        .as_ref()
+                        .map(|r| r.platform.as_str())
+                        .unwrap_or("");
+                    hop.record(|| vec![attributes::platform(platform)]);
+                } else {
+                    hop.fail("not routed");
+                }
+                routes.push((record, route, hop));
             }
             Ok(_) => dead.push(DeadLetter {
                 index,
@@ -94,11 +109,11 @@ pub(crate) async fn route_all(
     }
     // First every status, acked; then every outbound record, acked.
     let mut acks = Vec::with_capacity(routes.len());
-    for (record, route) in &routes {
+    for (_, route, hop) in &routes {
         let update = match route {
             Route::To { message, .. } => status_update(message, DeliveryStatus::Routed, None),
             Route::Unroutable { message, reason } => {
-                tracing::warn!(message_id = %message.message_id, %reason, "message unroutable");
+                tracing::warn!(message_id = %message.message_id, trace_id = %hop.trace_id(), %reason, "message unroutable");
                 let failure = pb::Failure {
                     code: "unroutable".into(),
                     reason: reason.clone(),
@@ -117,13 +132,19 @@ pub(crate) async fn route_all(
             }
         };
         let key = update.conversation_id.clone();
+        let send = hops::send(
+            tracer,
+            topics::STATUS_UPDATES,
+            Some(hop.context()),
+            &update.message_id,
+        );
         acks.push(
             producer
                 .enqueue(
                     topics::STATUS_UPDATES,
                     &key,
                     &update.encode_to_vec(),
-                    &record.headers,
+                    &hops::headers(&send, &update.message_id),
                 )
                 .await
                 .map_err(HandlerError::new)?,
@@ -132,12 +153,18 @@ pub(crate) async fn route_all(
     for ack in acks.drain(..) {
         ack.acked().await.map_err(HandlerError::new)?;
     }
-    for (record, route) in &routes {
+    for (record, route, hop) in &routes {
         if let Route::To { topic, message } = route {
+            let send = hops::send(tracer, topic, Some(hop.context()), &message.message_id);
             // The record's own bytes: nothing to re-encode.
             acks.push(
                 producer
-                    .enqueue(topic, &message.conversation_id, &record.payload, &record.headers)
+                    .enqueue(
+                        topic,
+                        &message.conversation_id,
+                        &record.payload,
+                        &hops::headers(&send, &message.message_id),
+                    )
                     .await
                     .map_err(HandlerError::new)?,
             );

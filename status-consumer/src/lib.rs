@@ -6,14 +6,17 @@
 //! produced to `message-events` for the watchers. Updates of one message
 //! come in partition order, since they share the conversation key.
 
+
 use anyhow::Context as _;
 use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};
 use chat4all_kafka::{
     Announcements, BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record,
-    decode, topics,
+    decode, hops, topics,
 };
 use chat4all_proto::v1 as pb;
-use chat4all_store::{MessageRef, SharedStore, StatusChange, TransitionOutcome};
+use chat4all_store::{MessageRef, SharedStore, StatusChange, TransitionOutcome, TransitionResult};
+use chat4all_telemetry::HopTracer;
+use chat4all_telemetry::spans::attributes;
 use tokio_util::sync::CancellationToken;
 
 /// The status-consumer's settings.
@@ -44,7 +47,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]);
-    chat4all_kafka::consume(kafka, settings, |producer| Applier { store, producer }, shutdown)
+    let tracer = chat4all_telemetry::spans::tracer("chat4all-status-consumer");
+    let make = |producer| Applier {
+        store,
+        producer,
+        tracer,
+    };
+    chat4all_kafka::consume(kafka, settings, make, shutdown)
         .await
         .context("consuming status-updates")
 }
@@ -52,6 +61,27 @@ pub async fn run(
 struct Applier {
     store: SharedStore,
     producer: Producer,
+    tracer: HopTracer,
+}
+
+/// Counts a message reaching a state, and for SENT and DELIVERED how long
+/// after it was accepted (its id holds the accept time).
+fn count_reached(result: &TransitionResult) {
+    let (Some(status), Some(recipient)) = (result.current, &result.recipient) else {
+        return;
+    };
+    let platform = recipient.platform.as_str();
+    metrics::counter!("chat4all_messages_total", "platform" => platform, "status" => status.as_str())
+        .increment(1);
+    let histogram = match status {
+        DeliveryStatus::Sent => "chat4all_accept_to_sent_seconds",
+        DeliveryStatus::Delivered => "chat4all_accept_to_delivered_seconds",
+        _ => return,
+    };
+    if let (Some(accepted), Some(at)) = (result.message_id.and_then(|id| id.generated_at()), result.at) {
+        let seconds = at.micros_since(accepted) as f64 / 1e6;
+        metrics::histogram!(histogram, "platform" => platform).record(seconds.max(0.0));
+    }
 }
 
 /// A status update as the store takes it, or why it cannot be one.
@@ -104,12 +134,17 @@ impl BatchHandler for Applier {
         let mut changes = Vec::with_capacity(batch.len());
         let mut sources = Vec::with_capacity(batch.len());
         for (index, record) in batch.iter().enumerate() {
+            let mut hop = hops::process(&self.tracer, record);
             match decode::<pb::StatusUpdate>(&record.payload).and_then(to_change) {
                 Ok(change) => {
+                    hop.record(|| vec![attributes::status(change.status.as_str())]);
                     changes.push(change);
-                    sources.push(record);
+                    sources.push((record, hop));
                 }
-                Err(reason) => dead.push(DeadLetter { index, reason }),
+                Err(reason) => {
+                    hop.fail(reason.clone());
+                    dead.push(DeadLetter { index, reason });
+                }
             }
         }
         if changes.is_empty() {
@@ -121,13 +156,23 @@ impl BatchHandler for Applier {
             .apply_transitions(changes)
             .await
             .map_err(HandlerError::new)?;
-        let mut announcements = Announcements::new(&self.producer);
-        for ((result, record), hop) in results.iter().zip(&sources).zip(hops) {
+        let mut announcements = Announcements::new(&self.producer, &self.tracer);
+        for ((result, (record, span)), hop) in results.iter().zip(&mut sources).zip(hops) {
             let status = result.current.map_or("unknown", DeliveryStatus::as_str);
             metrics::counter!("chat4all_transitions_total", "outcome" => outcome_label(result.outcome), "status" => status)
                 .increment(1);
+            span.record(|| {
+                vec![chat4all_telemetry::spans::Attribute::new(
+                    "chat4all.transition",
+                    outcome_label(result.outcome),
+                )]
+            });
+            if result.outcome == TransitionOutcome::Applied {
+                count_reached(result);
+            }
             if result.outcome == TransitionOutcome::NotFound {
-                tracing::warn!(message_id = ?record.headers.message_id, "status update for an unknown message");
+                tracing::warn!(message_id = ?record.headers.message_id, trace_id = %span.trace_id(),
+                    "status update for an unknown message");
             }
             if !matches!(
                 result.outcome,
@@ -150,7 +195,7 @@ impl BatchHandler for Applier {
                 recipient: result.recipient.as_ref().map(pb::Recipient::from),
             };
             announcements
-                .announce(&event, &record.headers)
+                .announce(&event, Some(span.context()))
                 .await
                 .map_err(HandlerError::new)?;
         }

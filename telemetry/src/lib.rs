@@ -8,7 +8,9 @@
 mod health;
 mod logging;
 mod metrics_endpoint;
+pub mod otlp_sink;
 mod process;
+pub mod spans;
 pub mod trace_context;
 
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ pub use health::{HealthArgs, serve_grpc_health};
 pub use logging::LogFormat;
 pub use metrics_endpoint::{MetricsEndpoint, metrics_handle};
 pub use process::Process;
+pub use spans::{Hop, HopKind, HopTracer};
 pub use trace_context::TraceContext;
 
 /// The telemetry flags every binary shares.

@@ -43,6 +43,7 @@ impl Process<'_> {
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let telemetry = crate::init(self.telemetry)?;
+        crate::spans::export_to(crate::spans::endpoint_from_env());
         let shutdown = CancellationToken::new();
         telemetry.serve_metrics(shutdown.clone()).await?;
         let reporter = match self.health {
@@ -57,9 +58,12 @@ impl Process<'_> {
         }
         tracing::info!(service = self.name, "shutting down");
         shutdown.cancel();
-        tokio::time::timeout(self.drain, task)
+        let drained = tokio::time::timeout(self.drain, task)
             .await
-            .with_context(|| format!("{} did not drain within {:?}", self.name, self.drain))?
-            .with_context(|| format!("{} panicked", self.name))?
+            .with_context(|| format!("{} did not drain within {:?}", self.name, self.drain))
+            .and_then(|ended| ended.with_context(|| format!("{} panicked", self.name)));
+        // Spans of the drain itself are exported too.
+        crate::spans::shutdown().await;
+        drained?
     }
 }

@@ -20,8 +20,15 @@ pub struct TestSystem {
 
 impl TestSystem {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the ephemeral configuration as `adjust` leaves it.
+    pub async fn start_with(adjust: impl FnOnce(&mut SystemConfig)) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let system = System::start(SystemConfig::ephemeral(dir.path())).await?;
+        let mut config = SystemConfig::ephemeral(dir.path());
+        adjust(&mut config);
+        let system = System::start(config).await?;
         Ok(Self { system, dir })
     }
 

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat4all_proto::v1 as pb;
-use chat4all_telemetry::TraceContext;
+use chat4all_telemetry::spans::{Attribute, attributes};
+use chat4all_telemetry::{HopKind, HopTracer, TraceContext};
 use pb::PlatformErrorKind as Kind;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -24,14 +25,22 @@ use crate::events::{EventQueue, EventStream};
 pub struct ConnectorService<A> {
     adapter: Arc<A>,
     events: Arc<EventQueue>,
+    tracer: HopTracer,
 }
 
-impl<A> ConnectorService<A> {
+impl<A: PlatformAdapter> ConnectorService<A> {
     /// Serves `adapter`, streaming the events of `events`.
     pub fn new(adapter: Arc<A>, events: Arc<EventQueue>) -> Self {
-        Self { adapter, events }
+        let tracer = chat4all_telemetry::spans::tracer(&format!("chat4all-{}", adapter.platform()));
+        Self {
+            adapter,
+            events,
+            tracer,
+        }
     }
 }
+
+const CONNECTOR_SEND: &str = "chat4all.v1.Connector/Send";
 
 fn validate(request: &pb::SendRequest) -> Result<(), Status> {
     let mut details = ErrorDetails::new();
@@ -82,11 +91,21 @@ impl<A: PlatformAdapter> pb::connector_server::Connector for ConnectorService<A>
     async fn send(&self, request: Request<pb::SendRequest>) -> Result<Response<pb::SendResponse>, Status> {
         // Only a well-formed context is passed on: the platform would
         // otherwise carry our callers' garbage into its logs.
-        let traceparent = TraceContext::from_metadata(request.metadata()).map(|t| t.to_string());
+        let parent = TraceContext::from_metadata(request.metadata());
+        let mut server = self
+            .tracer
+            .start(CONNECTOR_SEND, HopKind::Server, parent.as_ref());
         let request = request.into_inner();
-        validate(&request)?;
         let platform = self.adapter.platform();
-        let span = tracing::info_span!("platform_send", platform, message_id = %request.message_id);
+        server.record(|| {
+            let mut a = attributes::grpc("chat4all.v1.Connector", "Send").to_vec();
+            a.push(attributes::message_id(&request.message_id));
+            a.push(attributes::platform(platform));
+            a
+        });
+        validate(&request).inspect_err(|s| server.fail(s.message().to_owned()))?;
+        let span = tracing::info_span!("platform_send", platform, message_id = %request.message_id,
+            trace_id = %server.trace_id());
 
         let max = self.adapter.capabilities().max_text_length;
         if max > 0 && request.text.chars().count() > max as usize {
@@ -104,12 +123,42 @@ impl<A: PlatformAdapter> pb::connector_server::Connector for ConnectorService<A>
             }));
         }
 
+        // The platform call is a client span of its own; its context is what
+        // the platform sees and, where it carries one back, what receipts
+        // continue.
+        let mut call = self.tracer.start(
+            if self.tracer.is_exporting() {
+                std::borrow::Cow::Owned(format!("POST {platform}"))
+            } else {
+                std::borrow::Cow::Borrowed("")
+            },
+            HopKind::Client,
+            Some(server.context()),
+        );
+        call.record(|| {
+            vec![
+                Attribute::new("http.request.method", "POST"),
+                attributes::platform(platform),
+                attributes::message_id(&request.message_id),
+            ]
+        });
+        let traceparent = call.context().to_string();
         let started = Instant::now();
         let result = self
             .adapter
-            .send(&request, traceparent.as_deref())
+            .send(&request, Some(&traceparent))
             .instrument(span.clone())
             .await;
+        if let Err(error) = &result {
+            call.record(|| {
+                vec![Attribute::new(
+                    "http.response.status_code",
+                    i64::from(error.http_status),
+                )]
+            });
+            call.fail(error.code.clone());
+        }
+        call.end();
         let outcome = outcome(&result);
         metrics::histogram!("chat4all_adapter_send_duration_seconds", "platform" => platform)
             .record(started.elapsed().as_secs_f64());

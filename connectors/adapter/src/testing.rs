@@ -230,3 +230,23 @@ pub fn inbound(event: pb::PlatformEvent) -> pb::InboundMessage {
         other => panic!("expected an inbound message, got {other:?}"),
     }
 }
+
+/// Asserts `carried` continues the trace of `sent` from a span of its own:
+/// each hop (the adapter's server span, its platform call, the webhook) is
+/// a child, so the trace id stays and the span id changes.
+pub fn assert_continues_trace(carried: Option<&str>, sent: &str) {
+    let sent = chat4all_telemetry::TraceContext::parse(sent).expect("the test sent a valid traceparent");
+    let carried = carried
+        .and_then(chat4all_telemetry::TraceContext::parse)
+        .unwrap_or_else(|| panic!("no valid traceparent carried: {carried:?}"));
+    assert_eq!(carried.trace_id(), sent.trace_id(), "the same trace");
+    assert_ne!(carried.span_id_bytes(), sent.span_id_bytes(), "a span of its own");
+}
+
+/// Asserts `carried` is a valid traceparent of a trace of its own.
+pub fn assert_new_trace(carried: &str) {
+    assert!(
+        chat4all_telemetry::TraceContext::parse(carried).is_some(),
+        "a new trace starts here, not {carried:?}"
+    );
+}

@@ -7,6 +7,7 @@
 //! this path. `GET /webhook` answers Meta's `hub.challenge` handshake, and
 //! `GET /health` says the process is up.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,6 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use chat4all_proto::v1 as pb;
+use chat4all_telemetry::spans::{Attribute, attributes};
+use chat4all_telemetry::{HopKind, HopTracer, TraceContext};
+
 use crate::events::EventQueue;
 use crate::signature::{SignatureError, constant_time_eq};
 use crate::{PlatformAdapter, WEBHOOK_PATH};
@@ -26,11 +31,17 @@ use crate::{PlatformAdapter, WEBHOOK_PATH};
 struct WebhookState<A> {
     adapter: Arc<A>,
     events: Arc<EventQueue>,
+    tracer: HopTracer,
 }
 
 /// The webhook routes for `adapter`, queueing into `events`.
 pub fn router<A: PlatformAdapter>(adapter: Arc<A>, events: Arc<EventQueue>) -> Router {
-    let state = Arc::new(WebhookState { adapter, events });
+    let tracer = chat4all_telemetry::spans::tracer(&format!("chat4all-{}", adapter.platform()));
+    let state = Arc::new(WebhookState {
+        adapter,
+        events,
+        tracer,
+    });
     Router::new()
         .route(WEBHOOK_PATH, get(verify::<A>).post(receive::<A>))
         .route("/health", get(health))
@@ -65,7 +76,7 @@ async fn receive<A: PlatformAdapter>(
         tracing::warn!(platform, error = %e, "webhook refused");
         return refuse(status, &e.to_string());
     }
-    let events = match state.adapter.parse_webhook(&body) {
+    let mut events = match state.adapter.parse_webhook(&body) {
         Ok(events) => events,
         Err(e) => {
             count(platform, "malformed");
@@ -73,6 +84,9 @@ async fn receive<A: PlatformAdapter>(
             return refuse(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
+    for event in &mut events {
+        trace_event(&state.tracer, platform, event);
+    }
     let n = events.len();
     match state.events.offer(events) {
         Ok(()) => {
@@ -104,6 +118,40 @@ async fn receive<A: PlatformAdapter>(
             refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
     }
+}
+
+/// The webhook's hop: a receipt continues the trace its platform carried
+/// back (the send's platform call), a user's message starts one; the event
+/// then carries the hop's own context on to the sidecar.
+fn trace_event(tracer: &HopTracer, platform: &str, event: &mut pb::PlatformEvent) {
+    let parent = TraceContext::parse(&event.traceparent);
+    let (what, message_id) = match &event.event {
+        Some(pb::platform_event::Event::Receipt(r)) => ("receipt", r.message_id.as_str()),
+        Some(pb::platform_event::Event::Inbound(_)) => ("message", ""),
+        None => return,
+    };
+    let name = if tracer.is_exporting() {
+        Cow::Owned(format!("webhook {platform} {what}"))
+    } else {
+        Cow::Borrowed("")
+    };
+    let mut hop = tracer.start(name, HopKind::Server, parent.as_ref());
+    hop.record(|| {
+        let mut a = vec![
+            Attribute::new("http.request.method", "POST"),
+            Attribute::new("http.route", WEBHOOK_PATH),
+            attributes::platform(platform),
+        ];
+        if !message_id.is_empty() {
+            a.push(attributes::message_id(message_id));
+        }
+        if let Some(pb::platform_event::Event::Receipt(r)) = &event.event {
+            let status = pb::DeliveryStatus::try_from(r.status).map_or("unknown", |s| s.as_str_name());
+            a.push(attributes::status(status));
+        }
+        a
+    });
+    event.traceparent = hop.context().to_string();
 }
 
 /// Meta's subscription handshake: echo `hub.challenge` when the token

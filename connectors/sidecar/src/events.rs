@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use chat4all_domain::Platform;
-use chat4all_kafka::{Producer, RecordHeaders, topics};
+use chat4all_kafka::{Producer, hops, topics};
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient, platform_event};
+use chat4all_telemetry::{HopTracer, TraceContext};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -17,6 +18,7 @@ pub(crate) async fn pump(
     mut connector: ConnectorClient<Channel>,
     producer: Producer,
     platform: Platform,
+    tracer: HopTracer,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -35,7 +37,7 @@ pub(crate) async fn pump(
                         next = stream.message() => next,
                     };
                     match next {
-                        Ok(Some(event)) => publish(&producer, platform, event).await,
+                        Ok(Some(event)) => publish(&producer, &tracer, platform, event).await,
                         Ok(None) => break,
                         Err(status) => {
                             tracing::warn!(%platform, %status, "adapter event stream broke");
@@ -54,8 +56,9 @@ pub(crate) async fn pump(
     }
 }
 
-async fn publish(producer: &Producer, platform: Platform, event: pb::PlatformEvent) {
-    let traceparent = (!event.traceparent.is_empty()).then_some(event.traceparent);
+async fn publish(producer: &Producer, tracer: &HopTracer, platform: Platform, event: pb::PlatformEvent) {
+    // The adapter's webhook span, when the platform carried the trace back.
+    let parent = TraceContext::parse(&event.traceparent);
     let (topic, key, payload, message_id) = match event.event {
         Some(platform_event::Event::Receipt(receipt)) => {
             let update = pb::StatusUpdate {
@@ -80,17 +83,21 @@ async fn publish(producer: &Producer, platform: Platform, event: pb::PlatformEve
                 topics::STATUS_UPDATES,
                 key,
                 update.encode_to_vec(),
-                Some(receipt.message_id).filter(|m| !m.is_empty()),
+                receipt.message_id,
             )
         }
         Some(platform_event::Event::Inbound(inbound)) => {
             let key = format!("{}:{}", platform, inbound.vendor_channel_id);
             metrics::counter!("chat4all_inbound_total", "platform" => platform.as_str()).increment(1);
-            (topics::INBOUND, key, inbound.encode_to_vec(), None)
+            (topics::INBOUND, key, inbound.encode_to_vec(), String::new())
         }
         None => return,
     };
-    let headers = RecordHeaders::new(traceparent, message_id);
+    let hop = hops::send(tracer, topic, parent.as_ref(), &message_id);
+    let mut headers = hops::headers(&hop, &message_id);
+    if message_id.is_empty() {
+        headers.message_id = None;
+    }
     match producer.enqueue(topic, &key, &payload, &headers).await {
         Ok(delivery) => {
             tokio::spawn(async move {

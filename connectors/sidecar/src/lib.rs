@@ -84,8 +84,15 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("{platform}-sidecar"));
     let mut pump = None;
+    let tracer = chat4all_telemetry::spans::tracer(outbound::SERVICE);
     let make = |producer: Producer| {
-        let events = events::pump(connector.clone(), producer.clone(), platform, shutdown.clone());
+        let events = events::pump(
+            connector.clone(),
+            producer.clone(),
+            platform,
+            tracer.clone(),
+            shutdown.clone(),
+        );
         pump = Some(tokio::spawn(events));
         outbound::Sender::new(
             config,

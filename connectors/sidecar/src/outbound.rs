@@ -9,14 +9,17 @@ use std::time::{Duration, Instant};
 use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};
 use chat4all_kafka::{
     BatchHandler, DeadLetter, Delivery, HandlerError, KafkaError, Producer, Record, RecordHeaders, decode,
-    topics,
+    hops, topics,
 };
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient, send_response};
 use chat4all_store::{ClaimOutcome, SharedStore};
+use chat4all_telemetry::spans::attributes;
+use chat4all_telemetry::{HopKind, HopTracer, TraceContext};
 use prost::Message as _;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use tracing::Instrument as _;
 
 use crate::SidecarConfig;
 use crate::breaker::Breaker;
@@ -24,6 +27,8 @@ use crate::limiter::Limiter;
 use crate::retry::Backoff;
 
 const HOP: &str = "sidecar";
+pub(crate) const SERVICE: &str = "chat4all-connector-sidecar";
+const CONNECTOR_SEND: &str = "chat4all.v1.Connector/Send";
 
 pub(crate) struct Sender {
     platform: Platform,
@@ -39,6 +44,7 @@ pub(crate) struct Sender {
     limiter: Limiter,
     breaker: Arc<Breaker>,
     shutdown: CancellationToken,
+    tracer: HopTracer,
 }
 
 /// How one message's platform calls ended.
@@ -66,6 +72,7 @@ impl Sender {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            tracer: chat4all_telemetry::spans::tracer(SERVICE),
             limiter,
             breaker,
             shutdown,
@@ -87,7 +94,7 @@ impl Sender {
 
     /// Calls the platform through the adapter until it answers for good:
     /// each call waits for a rate-limit token and the breaker's leave.
-    async fn deliver(&self, message: &pb::OutboundMessage, traceparent: Option<&str>) -> Outcome {
+    async fn deliver(&self, message: &pb::OutboundMessage, trace: &TraceContext) -> Outcome {
         let platform = self.platform.as_str();
         let mut attempt = 0;
         let mut called = false;
@@ -104,9 +111,6 @@ impl Sender {
                 text: message.text.clone(),
             });
             request.set_timeout(self.send_timeout);
-            if let Some(value) = traceparent.and_then(|t| t.parse().ok()) {
-                request.metadata_mut().insert("traceparent", value);
-            }
             let permit = tokio::select! {
                 () = self.shutdown.cancelled() => return Outcome::Interrupted { called },
                 permit = async {
@@ -114,11 +118,28 @@ impl Sender {
                     self.breaker.acquire().await
                 } => permit,
             };
+            // Each attempt is its own client span; the adapter continues it.
+            let mut call = self.tracer.start(CONNECTOR_SEND, HopKind::Client, Some(trace));
+            call.record(|| {
+                let mut a = attributes::grpc("chat4all.v1.Connector", "Send").to_vec();
+                a.push(attributes::platform(platform));
+                a.push(chat4all_telemetry::spans::Attribute::new(
+                    "chat4all.attempt",
+                    i64::from(attempt),
+                ));
+                a
+            });
+            call.context().inject(request.metadata_mut());
             let started = Instant::now();
             called = true;
             let answer = classify(self.connector.clone().send(request).await);
             metrics::histogram!("chat4all_platform_call_duration_seconds", "platform" => platform)
                 .record(started.elapsed().as_secs_f64());
+            match &answer {
+                Answer::Sent(_) => {}
+                Answer::Refused(failure) | Answer::Retry { failure, .. } => call.fail(failure.code.clone()),
+            }
+            call.end();
             let (failure, retry_after) = match answer {
                 Answer::Sent(accepted) => {
                     permit.success();
@@ -181,11 +202,15 @@ impl Sender {
     ) -> Delivered {
         let mut done = Delivered::default();
         for (_, record, id, message) in items {
+            let mut hop = hops::process(&self.tracer, record);
+            hop.record(|| vec![attributes::platform(self.platform.as_str())]);
             let outcome = tokio::select! {
                 () = self.shutdown.cancelled() => Outcome::Interrupted { called: false },
                 // The semaphore is never closed: a permit always comes.
                 _permit = self.in_flight.acquire() => {
-                    self.deliver(&message, record.headers.traceparent.as_deref()).await
+                    self.deliver(&message, hop.context())
+                        .instrument(hop.logs(&message.message_id))
+                        .await
                 }
             };
             let mut update = pb::StatusUpdate {
@@ -219,9 +244,15 @@ impl Sender {
             metrics::counter!("chat4all_sidecar_outcomes_total", "platform" => self.platform.as_str(),
                 "status" => DeliveryStatus::from_proto(update.status).map_or("unknown", DeliveryStatus::as_str))
             .increment(1);
+            let status = hops::send(
+                &self.tracer,
+                topics::STATUS_UPDATES,
+                Some(hop.context()),
+                &message.message_id,
+            );
             let outcome = Unconfirmed {
+                headers: hops::headers(&status, &update.message_id),
                 update,
-                headers: record.headers.clone(),
                 dead_letter,
             };
             done.enqueued.push((id, self.publish(id, outcome).await));

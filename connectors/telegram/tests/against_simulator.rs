@@ -58,11 +58,7 @@ async fn a_send_is_one_platform_call_with_the_bot_api_body() {
     assert_eq!(received.len(), 1, "exactly one platform call");
     let call = &received[0];
     assert_eq!(call.http_status, 200);
-    assert_eq!(
-        call.traceparent.as_deref(),
-        Some(TRACEPARENT),
-        "traceparent forwarded"
-    );
+    chat4all_adapter::testing::assert_continues_trace(call.traceparent.as_deref(), TRACEPARENT);
     assert_eq!(
         call.body,
         json!({"chat_id": 123_456_789, "text": "Hello from Chat4All"})
@@ -100,7 +96,7 @@ async fn an_inbound_update_streams_as_an_inbound_message() {
     assert_eq!(id, "4242:1");
     let mut events = s.adapter.events().await;
     let event = next_event(&mut events).await;
-    assert_eq!(event.traceparent, "");
+    chat4all_adapter::testing::assert_new_trace(&event.traceparent);
     let message = inbound(event);
     assert_eq!(message.platform, "telegram");
     assert_eq!(message.vendor_channel_id, "4242");
