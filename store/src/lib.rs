@@ -2,6 +2,8 @@
 //!
 //! - [`MessageStore`] is what the services need from storage, and no more.
 //! - [`embedded`] is the on-disk backend of the one-machine mode (SQLite).
+//! - [`scylla`] is the backend of a scaled-out deployment (ScyllaDB or
+//!   Cassandra).
 //! - [`grpc`] serves any backend as the `chat4all.v1.MessageStore` gRPC
 //!   service, and [`grpc::StoreClient`] is the same trait over the wire, so a
 //!   service holds an `Arc<dyn MessageStore>` and does not know which.
@@ -9,11 +11,13 @@
 //! Every transition goes through [`chat4all_domain::decide`]: the backends
 //! store, they do not judge.
 
+pub mod cli;
 pub mod embedded;
 mod error;
 pub mod grpc;
 mod message_cursor;
 mod model;
+pub mod scylla;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod contract;

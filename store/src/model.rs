@@ -152,6 +152,59 @@ pub(crate) fn channel_vendor_key(channel: &pb::Channel) -> Result<(&str, &str), 
     Ok((name, channel_id))
 }
 
+/// The hop that accepted a message, in its first history entry.
+pub(crate) const ACCEPTING_HOP: &str = "api-gateway";
+
+/// The hop that stores an inbound message, in its one history entry.
+pub(crate) const INBOUND_HOP: &str = "router";
+
+/// What an operator reading the history needs beyond the status: why it
+/// failed, which platform id it carried. Every backend writes it alike.
+pub(crate) fn history_detail(failure: Option<&pb::Failure>, platform_message_id: Option<&str>) -> String {
+    let failure = failure.map(|f| match (f.code.is_empty(), f.reason.is_empty()) {
+        (_, true) => f.code.clone(),
+        (true, false) => f.reason.clone(),
+        (false, false) => format!("{}: {}", f.code, f.reason),
+    });
+    let platform = platform_message_id.map(|id| format!("platform_message_id={id}"));
+    [failure, platform]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Counts a transition by outcome, one counter whichever backend decided it.
+pub(crate) fn count_transition(outcome: TransitionOutcome) {
+    metrics::counter!("chat4all_store_transitions_total", "outcome" => outcome.as_str()).increment(1);
+}
+
+impl TransitionOutcome {
+    /// The name a backend stores (and a metric labels) the outcome by.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TransitionOutcome::Applied => "APPLIED",
+            TransitionOutcome::Repeat => "REPEAT",
+            TransitionOutcome::Backfilled => "BACKFILLED",
+            TransitionOutcome::Rejected => "REJECTED",
+            TransitionOutcome::NotFound => "NOT_FOUND",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        [
+            TransitionOutcome::Applied,
+            TransitionOutcome::Repeat,
+            TransitionOutcome::Backfilled,
+            TransitionOutcome::Rejected,
+            TransitionOutcome::NotFound,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+    }
+}
+
 // The outcome enums map one-to-one onto their proto twins; they live here,
 // beside their definitions, because both the embedded history and the gRPC
 // edge speak them (as `DeliveryStatus::to_proto` does in the domain).

@@ -9,16 +9,16 @@ use crate::StoreError;
 use crate::model::CURSOR_FIELD;
 
 /// A page when the caller asks for none in particular (`limit` 0).
-pub(super) const DEFAULT_PAGE_SIZE: u32 = 50;
+pub(crate) const DEFAULT_PAGE_SIZE: u32 = 50;
 /// The largest page served, whatever the caller asks.
-pub(super) const MAX_PAGE_SIZE: u32 = 500;
+pub(crate) const MAX_PAGE_SIZE: u32 = 500;
 
 /// The cursor after a page whose last key is `key`.
-pub(super) fn encode_key(key: &str) -> String {
+pub(crate) fn encode_key(key: &str) -> String {
     key.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(super) fn decode_key(cursor: &str) -> Result<String, StoreError> {
+pub(crate) fn decode_key(cursor: &str) -> Result<String, StoreError> {
     let invalid = || StoreError::Invalid {
         field: CURSOR_FIELD,
         reason: "not a cursor from a previous page".to_owned(),
@@ -41,7 +41,7 @@ pub(super) fn decode_key(cursor: &str) -> Result<String, StoreError> {
     String::from_utf8(key).map_err(|_| invalid())
 }
 
-pub(super) fn page_size(limit: u32) -> u32 {
+pub(crate) fn page_size(limit: u32) -> u32 {
     match limit {
         0 => DEFAULT_PAGE_SIZE,
         n => n.min(MAX_PAGE_SIZE),

@@ -13,7 +13,7 @@
 //! - The file is versioned (`schema`) and survives a killed process:
 //!   WAL with `synchronous=NORMAL` by default, `FULL` for power cuts.
 
-mod cursor;
+pub(crate) mod cursor;
 mod db_error;
 mod queries;
 mod readers;

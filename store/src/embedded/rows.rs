@@ -232,25 +232,11 @@ pub(super) fn status_from_db(name: &str) -> Option<DeliveryStatus> {
 }
 
 pub(super) fn outcome_to_db(outcome: TransitionOutcome) -> &'static str {
-    match outcome {
-        TransitionOutcome::Applied => "APPLIED",
-        TransitionOutcome::Repeat => "REPEAT",
-        TransitionOutcome::Backfilled => "BACKFILLED",
-        TransitionOutcome::Rejected => "REJECTED",
-        TransitionOutcome::NotFound => "NOT_FOUND",
-    }
+    outcome.as_str()
 }
 
 pub(super) fn outcome_from_db(name: &str) -> Option<TransitionOutcome> {
-    [
-        TransitionOutcome::Applied,
-        TransitionOutcome::Repeat,
-        TransitionOutcome::Backfilled,
-        TransitionOutcome::Rejected,
-        TransitionOutcome::NotFound,
-    ]
-    .into_iter()
-    .find(|o| outcome_to_db(*o) == name)
+    TransitionOutcome::from_name(name)
 }
 
 /// Enough of a bad value to recognise it in a log, not a whole text.

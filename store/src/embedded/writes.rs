@@ -14,15 +14,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::queries;
 use super::rows::{MessageRow, RawChannel, metadata_from_db, metadata_to_db, outcome_to_db};
 use crate::model::{
-    CHANNEL_ID_FIELD, INBOUND_MESSAGE_ID_FIELD, channel_vendor_key, check_inbound_key, inbound_source,
+    ACCEPTING_HOP, CHANNEL_ID_FIELD, INBOUND_HOP, INBOUND_MESSAGE_ID_FIELD, channel_vendor_key,
+    check_inbound_key, count_transition as count, history_detail as detail, inbound_source,
 };
 use crate::{
     ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, PutChannelOutcome,
     PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome, TransitionResult,
 };
-
-/// The hop that accepted a message, in its first history entry.
-const ACCEPTING_HOP: &str = "api-gateway";
 
 pub(super) fn put_message(
     conn: &Connection,
@@ -248,27 +246,6 @@ fn append_history(conn: &Connection, seq: i64, entry: &History<'_>) -> Result<()
     Ok(())
 }
 
-/// What an operator reading the history needs beyond the status: why it
-/// failed, which platform id it carried.
-fn detail(failure: Option<&pb::Failure>, platform_message_id: Option<&str>) -> String {
-    let failure = failure.map(|f| match (f.code.is_empty(), f.reason.is_empty()) {
-        (_, true) => f.code.clone(),
-        (true, false) => f.reason.clone(),
-        (false, false) => format!("{}: {}", f.code, f.reason),
-    });
-    let platform = platform_message_id.map(|id| format!("platform_message_id={id}"));
-    [failure, platform]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn count(outcome: TransitionOutcome) {
-    metrics::counter!("chat4all_store_transitions_total", "outcome" => outcome_to_db(outcome)).increment(1);
-}
-
 pub(super) fn claim_for_send(
     conn: &Connection,
     ids: &[MessageId],
@@ -381,9 +358,6 @@ fn create_channel(
     ])?;
     stored_channel(conn, &id)
 }
-
-/// The hop that stores an inbound message, in its one history entry.
-const INBOUND_HOP: &str = "router";
 
 /// Expired inbound keys deleted by each `put_inbound`: a few per write keep
 /// the table at about one window's worth of keys, and no write pays for a

@@ -1,0 +1,366 @@
+//! Messages: the reads and writes every operation shares, put (with
+//! idempotency keys) and get. A conversation's pages are in
+//! `conversations`, status changes in `status_changes`, the reconciler's
+//! look-up in `pending`, claims in `claims`.
+//!
+//! Writes that index a message (its conversation row, its pending row) go
+//! before the message itself, and are keyed so that writing them twice is
+//! writing them once: a put cut short leaves entries that readers skip
+//! because the message is missing, never a message that no page lists and
+//! no reconciliation finds.
+
+use chat4all_domain::{DeliveryStatus, MessageId, Timeline, Timestamp};
+use chat4all_proto::v1 as pb;
+use futures::TryStreamExt;
+
+use super::Db;
+use super::buckets::conversation_bucket;
+use super::errors::{self, first_row};
+use super::rows::{HistoryRecord, MessageRecord, MessageRow};
+use super::transitions::State;
+use crate::model::ACCEPTING_HOP;
+use crate::{NewMessage, PutOutcome, PutResult, StoreError, TransitionOutcome};
+
+/// Reads issued at once when a page or a look-up needs many messages.
+pub(super) const READ_CONCURRENCY: usize = 16;
+
+/// How long a key may point at a message that does not exist before it is
+/// taken for the trace of a writer that died between its two writes (and
+/// not one still writing): far longer than any request may take.
+pub(super) const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a key written at `written_at` whose message is still missing
+/// at `now` was abandoned.
+pub(super) fn abandoned(written_at: i64, now: Timestamp) -> bool {
+    let after = i64::try_from(ABANDONED_AFTER.as_micros()).unwrap_or(i64::MAX);
+    now.as_micros().saturating_sub(written_at) > after
+}
+
+/// A TTL in seconds, as CQL takes it: at least one second (a shorter
+/// window is still checked to the microsecond by the caller), at most the
+/// twenty years CQL allows.
+pub(super) fn ttl_secs(window: std::time::Duration) -> i32 {
+    const MAX_TTL: u64 = 20 * 365 * 24 * 3600;
+    let secs = window
+        .as_secs()
+        .saturating_add(u64::from(window.subsec_nanos() > 0));
+    i32::try_from(secs.clamp(1, MAX_TTL)).unwrap_or(i32::MAX)
+}
+
+impl Db {
+    /// A message row, read at SERIAL consistency when `fresh`.
+    pub(super) async fn message(&self, id: MessageId, fresh: bool) -> Result<Option<MessageRow>, StoreError> {
+        let statement = if fresh {
+            &self.statements.message_serial
+        } else {
+            &self.statements.message
+        };
+        let result = self
+            .execute(statement, (id.to_string(),), "reading a message")
+            .await?;
+        first_row::<MessageRecord>(result, "messages")?
+            .map(MessageRow::try_from)
+            .transpose()
+    }
+
+    /// A message's history, oldest first, page by page.
+    async fn history(&self, id: MessageId) -> Result<Vec<pb::StatusHistoryEntry>, StoreError> {
+        let pager = self
+            .session
+            .execute_iter(self.statements.history.clone(), (id.to_string(),))
+            .await
+            .map_err(|e| errors::unavailable("reading a history", e))?;
+        let records: Vec<HistoryRecord> = pager
+            .rows_stream::<HistoryRecord>()
+            .map_err(|e| errors::corrupt("status_history", e))?
+            .try_collect()
+            .await
+            .map_err(|e| errors::unavailable("reading a history", e))?;
+        records
+            .into_iter()
+            .map(pb::StatusHistoryEntry::try_from)
+            .collect()
+    }
+
+    /// A message with its history, as `get_message` answers.
+    pub(super) async fn full_message(&self, row: MessageRow) -> Result<pb::Message, StoreError> {
+        let history = self.history(row.id).await?;
+        Ok(row.into_proto(history))
+    }
+
+    pub(super) async fn append_history(
+        &self,
+        id: MessageId,
+        entry: &Entry<'_>,
+    ) -> Result<pb::StatusHistoryEntry, StoreError> {
+        let recorded_at = self.clock.tick();
+        self.execute(
+            &self.statements.insert_history,
+            (
+                id.to_string(),
+                recorded_at.as_micros(),
+                uuid::Uuid::new_v4(),
+                entry.status.as_str(),
+                entry.at.as_micros(),
+                entry.hop,
+                entry.outcome.as_str(),
+                entry.detail.as_str(),
+            ),
+            "appending to a history",
+        )
+        .await?;
+        Ok(pb::StatusHistoryEntry {
+            status: entry.status.to_proto().into(),
+            at: Some(entry.at.into()),
+            hop: entry.hop.to_owned(),
+            outcome: entry.outcome.to_proto().into(),
+            detail: entry.detail.clone(),
+            recorded_at: Some(recorded_at.into()),
+        })
+    }
+
+    /// The rows that list `row` in its conversation, written before the
+    /// message itself (see the module's doc).
+    pub(super) async fn index_in_conversation(&self, row: &MessageRow) -> Result<(), StoreError> {
+        let conversation = row.conversation_id.as_str();
+        let bucket = conversation_bucket(row.created_at);
+        futures::try_join!(
+            self.execute(
+                &self.statements.insert_conversation_bucket,
+                (conversation, bucket),
+                "indexing a conversation",
+            ),
+            self.execute(
+                &self.statements.insert_conversation_message,
+                (
+                    conversation,
+                    bucket,
+                    row.created_at.as_micros(),
+                    row.id.to_string()
+                ),
+                "indexing a conversation",
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Records that the platform knows message `id` as `external_id`; the
+    /// first message to claim an id keeps it.
+    pub(super) async fn record_external_id(
+        &self,
+        platform: &str,
+        external_id: &str,
+        id: MessageId,
+    ) -> Result<(), StoreError> {
+        // Not applied means an earlier message holds the id: it stays.
+        self.transact(
+            &self.statements.insert_external_id,
+            (platform, external_id, id.to_string()),
+            "recording a platform id",
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A history entry about to be written.
+pub(super) struct Entry<'a> {
+    pub(super) status: DeliveryStatus,
+    pub(super) at: Timestamp,
+    pub(super) hop: &'a str,
+    pub(super) outcome: TransitionOutcome,
+    pub(super) detail: String,
+}
+
+/// A message as `put_message` stores it: ACCEPTED at its creation.
+fn accepted_row(message: &NewMessage) -> MessageRow {
+    let mut timeline = Timeline::default();
+    timeline.set(DeliveryStatus::Accepted, message.created_at);
+    MessageRow {
+        id: message.id,
+        conversation_id: message.conversation_id.clone(),
+        recipient: message.recipient.clone(),
+        body: message.text.clone(),
+        source: message.source.clone(),
+        trace_id: message.trace_id.clone(),
+        sender_id: String::new(),
+        sender_name: String::new(),
+        created_at: message.created_at,
+        state: State {
+            status: DeliveryStatus::Accepted,
+            timeline,
+            failure: None,
+            platform_message_id: None,
+            version: 0,
+        },
+    }
+}
+
+pub(super) async fn put(db: &Db, message: NewMessage) -> Result<PutResult, StoreError> {
+    let key = message.idempotency_key.as_deref().filter(|k| !k.is_empty());
+    if let Some(key) = key
+        && let Some(first) = claim_idempotency_key(db, key, &message).await?
+    {
+        return seen_before(db, first, &message).await;
+    }
+    // A retried request may carry the same id and no key: the id is a key too.
+    if let Some(first) = db.message(message.id, false).await? {
+        return seen_before(db, first, &message).await;
+    }
+
+    let row = accepted_row(&message);
+    futures::try_join!(
+        db.index_in_conversation(&row),
+        db.set_pending(DeliveryStatus::Accepted, &row, true)
+    )?;
+    if !db
+        .transact(
+            &db.statements.insert_message,
+            row.insert_values(),
+            "storing a message",
+        )
+        .await?
+    {
+        // The same id won a race with us: whatever it was, it came first.
+        let first = db.message(message.id, true).await?.ok_or_else(|| {
+            StoreError::Unavailable(format!("message {} is being written; retry", message.id))
+        })?;
+        return seen_before(db, first, &message).await;
+    }
+    let entry = db
+        .append_history(
+            row.id,
+            &Entry {
+                status: DeliveryStatus::Accepted,
+                at: message.created_at,
+                hop: ACCEPTING_HOP,
+                outcome: TransitionOutcome::Applied,
+                detail: String::new(),
+            },
+        )
+        .await?;
+    Ok(PutResult {
+        outcome: PutOutcome::Created,
+        message: row.into_proto(vec![entry]),
+    })
+}
+
+/// Claims `key` for `message`; Some(first message) when another message
+/// holds it.
+async fn claim_idempotency_key(
+    db: &Db,
+    key: &str,
+    message: &NewMessage,
+) -> Result<Option<MessageRow>, StoreError> {
+    let st = &db.statements;
+    let ours = message.id.to_string();
+    let ttl = ttl_secs(db.options.idempotency_ttl);
+    let mut fresh = false;
+    // Each round either settles or saw the key change hands: a few suffice.
+    for _ in 0..4 {
+        let statement = if fresh {
+            &st.idempotency_key_serial
+        } else {
+            &st.idempotency_key
+        };
+        let result = db
+            .execute(statement, (key,), "reading an idempotency key")
+            .await?;
+        fresh = true;
+        let now = Timestamp::now();
+        match first_row::<(String, i64)>(result, "idempotency_keys")? {
+            None => {
+                let claimed = db
+                    .transact(
+                        &st.insert_idempotency_key,
+                        (key, ours.as_str(), now.as_micros(), ttl),
+                        "claiming an idempotency key",
+                    )
+                    .await?;
+                if claimed {
+                    return Ok(None);
+                }
+            }
+            // Ours already: a retry of this very put, cut short before.
+            Some((holder, _)) if holder == ours => return Ok(None),
+            Some((holder, written_at)) => {
+                let holder_id: MessageId = holder
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("idempotency key {key:?} names {holder:?}")))?;
+                if let Some(first) = db.message(holder_id, true).await? {
+                    return Ok(Some(first));
+                }
+                if !abandoned(written_at, now) {
+                    return Err(StoreError::Unavailable(format!(
+                        "idempotency key {key:?} is held by a message still being written; retry"
+                    )));
+                }
+                let taken = db
+                    .transact(
+                        &st.take_over_idempotency_key,
+                        (ttl, ours.as_str(), now.as_micros(), key, holder.as_str()),
+                        "taking over an idempotency key",
+                    )
+                    .await?;
+                if taken {
+                    tracing::warn!(key, abandoned = %holder, "idempotency key taken over from a put that never finished");
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    Err(StoreError::Unavailable(format!(
+        "idempotency key {key:?} keeps changing hands; retry"
+    )))
+}
+
+/// Nothing is written: the first message comes back, and whether this
+/// request was the same one.
+async fn seen_before(db: &Db, first: MessageRow, message: &NewMessage) -> Result<PutResult, StoreError> {
+    let same = first.recipient == message.recipient
+        && first.conversation_id == message.conversation_id
+        && first.body == message.text;
+    let outcome = if same {
+        PutOutcome::Duplicate
+    } else {
+        PutOutcome::KeyConflict
+    };
+    Ok(PutResult {
+        outcome,
+        message: db.full_message(first).await?,
+    })
+}
+
+pub(super) async fn get(db: &Db, id: MessageId) -> Result<Option<pb::Message>, StoreError> {
+    let (row, history) = futures::try_join!(db.message(id, false), db.history(id))?;
+    Ok(row.map(|row| row.into_proto(history)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn ttls_round_up_to_whole_seconds_within_what_cql_takes() {
+        assert_eq!(ttl_secs(Duration::from_millis(50)), 1);
+        assert_eq!(ttl_secs(Duration::from_secs(0)), 1);
+        assert_eq!(ttl_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(ttl_secs(Duration::from_secs(24 * 3600)), 86_400);
+        assert_eq!(ttl_secs(Duration::MAX), 630_720_000);
+    }
+
+    #[test]
+    fn a_key_is_abandoned_only_long_after_it_was_written() {
+        let now = Timestamp::from_secs(1_000);
+        assert!(!abandoned(now.as_micros(), now));
+        assert!(!abandoned(Timestamp::from_secs(950).as_micros(), now));
+        assert!(abandoned(Timestamp::from_secs(900).as_micros(), now));
+        assert!(
+            !abandoned(Timestamp::from_secs(2_000).as_micros(), now),
+            "a clock ahead"
+        );
+    }
+}
