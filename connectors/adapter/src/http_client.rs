@@ -29,8 +29,11 @@ pub async fn send_json<B: Serialize + ?Sized>(
     refusal: impl FnOnce(StatusCode, &HeaderMap, &[u8]) -> pb::PlatformError,
 ) -> Result<Option<Bytes>, pb::PlatformError> {
     let mut call = call.header(CONTENT_TYPE, "application/json").json(body);
-    if let Some(traceparent) = traceparent {
-        call = call.header(chat4all_telemetry::trace_context::TRACEPARENT, traceparent);
+    // Written as every other hop writes it; a malformed one is not passed on.
+    if let Some(trace) = traceparent.and_then(chat4all_telemetry::TraceContext::parse) {
+        let mut headers = HeaderMap::new();
+        trace.inject(&mut headers);
+        call = call.headers(headers);
     }
     let response = call.send().await.map_err(|e| graph::transport_error(&e))?;
     let status = response.status();

@@ -328,11 +328,15 @@ async fn send_forwards_the_traceparent_and_answers_for_the_platform() {
         let sent = running.sent.lock().unwrap();
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[0].0, send);
-        chat4all_adapter::testing::assert_continues_trace(sent[0].1.as_deref(), TRACEPARENT);
+        // The platform call is a child span in the caller's trace.
+        let parse =
+            |t: &Option<String>| chat4all_telemetry::TraceContext::parse(t.as_deref().unwrap()).unwrap();
+        let given = chat4all_telemetry::TraceContext::parse(TRACEPARENT).unwrap();
+        let continued = parse(&sent[0].1);
+        assert_eq!(continued.trace_id(), given.trace_id());
+        assert_ne!(continued.span_id_bytes(), given.span_id_bytes());
         // Garbage is not passed on: the platform call starts a trace.
-        let fresh = sent[1].1.as_deref().unwrap();
-        chat4all_adapter::testing::assert_new_trace(fresh);
-        assert_ne!(fresh, "garbage");
+        assert_ne!(parse(&sent[1].1).trace_id(), given.trace_id());
     }
 
     // Too long for the platform: refused without a platform call.

@@ -61,9 +61,11 @@ async fn a_send_is_one_platform_call_and_its_receipts_stream_back() {
         Some(accepted.platform_message_id.as_str())
     );
     let opaque = call.opaque.clone().unwrap();
+    // The callback data carries the platform call's own context, the one
+    // its header carried, so receipts continue from it.
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&opaque).unwrap(),
-        json!({"m": "msg-1", "c": "conv-msg-1", "t": TRACEPARENT})
+        json!({"m": "msg-1", "c": "conv-msg-1", "t": call.traceparent.as_deref().unwrap()})
     );
     assert_eq!(
         call.body,
