@@ -17,7 +17,9 @@ mod error;
 pub mod grpc;
 mod message_cursor;
 mod model;
+mod paging;
 pub mod scylla;
+mod stored_rows;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod contract;

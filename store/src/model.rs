@@ -56,6 +56,13 @@ pub struct StatusChange {
     pub failure: Option<pb::Failure>,
 }
 
+impl StatusChange {
+    /// The platform id the change names; an empty one is no id.
+    pub(crate) fn platform_id(&self) -> Option<&str> {
+        self.platform_message_id.as_deref().filter(|p| !p.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransitionOutcome {
     Applied,
@@ -78,6 +85,21 @@ pub struct TransitionResult {
     /// The time recorded for the state (after clamping), on Applied and
     /// Backfilled.
     pub at: Option<Timestamp>,
+}
+
+impl TransitionResult {
+    /// A change to no known message.
+    pub(crate) fn not_found() -> Self {
+        Self {
+            outcome: TransitionOutcome::NotFound,
+            message_id: None,
+            conversation_id: None,
+            recipient: None,
+            previous: None,
+            current: None,
+            at: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +155,20 @@ pub(crate) fn inbound_source(platform: Platform) -> String {
     format!("vendor:{}", platform.as_str())
 }
 
+/// The channel a user's first inbound message creates: named after the
+/// sender, or after the vendor's channel id when the sender has no name.
+pub(crate) fn inbound_channel(inbound: &NewInbound) -> pb::Channel {
+    let name = if inbound.sender_name.is_empty() {
+        inbound.vendor_channel_id.clone()
+    } else {
+        inbound.sender_name.clone()
+    };
+    pb::Channel {
+        name,
+        ..pb::Channel::default()
+    }
+}
+
 /// What every backend refuses before looking anything up: a channel with no
 /// vendor key cannot be found again. Returns the key.
 pub(crate) fn channel_vendor_key(channel: &pb::Channel) -> Result<(&str, &str), crate::StoreError> {
@@ -181,6 +217,14 @@ pub(crate) fn count_transition(outcome: TransitionOutcome) {
 }
 
 impl TransitionOutcome {
+    pub(crate) const ALL: [TransitionOutcome; 5] = [
+        TransitionOutcome::Applied,
+        TransitionOutcome::Repeat,
+        TransitionOutcome::Backfilled,
+        TransitionOutcome::Rejected,
+        TransitionOutcome::NotFound,
+    ];
+
     /// The name a backend stores (and a metric labels) the outcome by.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -193,15 +237,7 @@ impl TransitionOutcome {
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        [
-            TransitionOutcome::Applied,
-            TransitionOutcome::Repeat,
-            TransitionOutcome::Backfilled,
-            TransitionOutcome::Rejected,
-            TransitionOutcome::NotFound,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == name)
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
     }
 }
 
@@ -324,13 +360,7 @@ mod tests {
         ] {
             assert_eq!(PutOutcome::from_proto(o.to_proto().into()), Some(o));
         }
-        for o in [
-            TransitionOutcome::Applied,
-            TransitionOutcome::Repeat,
-            TransitionOutcome::Backfilled,
-            TransitionOutcome::Rejected,
-            TransitionOutcome::NotFound,
-        ] {
+        for o in TransitionOutcome::ALL {
             assert_eq!(TransitionOutcome::from_proto(o.to_proto().into()), Some(o));
         }
         for o in [

@@ -13,7 +13,6 @@
 //! - The file is versioned (`schema`) and survives a killed process:
 //!   WAL with `synchronous=NORMAL` by default, `FULL` for power cuts.
 
-pub(crate) mod cursor;
 mod db_error;
 mod queries;
 mod readers;
@@ -33,6 +32,7 @@ use chat4all_proto::v1 as pb;
 
 use self::readers::Readers;
 use self::writer::Writer;
+use crate::paging;
 use crate::{
     ChannelPage, ClaimOutcome, InboundResult, MessageCursor, MessageStore, NewInbound, NewMessage, Page,
     PutChannelOutcome, PutResult, StatusChange, StoreError, TransitionResult,
@@ -166,7 +166,7 @@ impl MessageStore for EmbeddedStore {
     ) -> Result<Page, StoreError> {
         let before = before.map(MessageCursor::decode).transpose()?;
         let conversation = conversation.clone();
-        let limit = cursor::page_size(limit);
+        let limit = paging::page_size(limit);
         self.inner
             .readers
             .read(move |conn| queries::page(conn, &conversation, before, limit))
@@ -179,7 +179,7 @@ impl MessageStore for EmbeddedStore {
         created_before: Timestamp,
         limit: u32,
     ) -> Result<Vec<pb::Message>, StoreError> {
-        let limit = cursor::page_size(limit);
+        let limit = paging::page_size(limit);
         self.inner
             .readers
             .read(move |conn| queries::stuck(conn, status, created_before, limit))
@@ -276,9 +276,9 @@ impl MessageStore for EmbeddedStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<ChannelPage, StoreError> {
-        let after = after.map(cursor::decode_key).transpose()?;
+        let after = after.map(paging::decode_key).transpose()?;
         let vendor_name = vendor_name.map(str::to_owned);
-        let limit = cursor::page_size(limit);
+        let limit = paging::page_size(limit);
         self.inner
             .readers
             .read(move |conn| queries::channel_page(conn, vendor_name.as_deref(), after.as_deref(), limit))
@@ -435,7 +435,7 @@ mod tests {
                 .list_messages(&"c-many".parse().unwrap(), cursor.as_deref(), 0)
                 .await
                 .unwrap();
-            assert!(page.messages.len() <= cursor::DEFAULT_PAGE_SIZE as usize);
+            assert!(page.messages.len() <= paging::DEFAULT_PAGE_SIZE as usize);
             seen.extend(page.messages.into_iter().map(|m| m.text));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),

@@ -7,8 +7,11 @@ use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Times
 use chat4all_proto::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::cursor;
-use super::rows::{MessageRow, RawChannel, RawHistory, RawMessage, channel_columns, message_columns};
+use super::rows::{
+    MessageRow, RawMessage, channel_columns, channel_from_row, history_from_row, message_columns,
+};
+use crate::paging;
+use crate::stored_rows::ChannelColumns;
 use crate::{ChannelPage, MessageCursor, Page, StoreError};
 
 pub(super) fn message_by_id(conn: &Connection, id: &MessageId) -> Result<Option<MessageRow>, StoreError> {
@@ -62,7 +65,7 @@ pub(super) fn history(conn: &Connection, seq: i64) -> Result<Vec<pb::StatusHisto
          WHERE message_seq = ?1 ORDER BY n",
     )?;
     let raws = stmt
-        .query_map(params![seq], RawHistory::from_row)?
+        .query_map(params![seq], history_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     raws.into_iter().map(pb::StatusHistoryEntry::try_from).collect()
 }
@@ -70,7 +73,7 @@ pub(super) fn history(conn: &Connection, seq: i64) -> Result<Vec<pb::StatusHisto
 /// A message with its history, as `get_message` answers.
 pub(super) fn full_message(conn: &Connection, row: MessageRow) -> Result<pb::Message, StoreError> {
     let history = history(conn, row.seq)?;
-    Ok(row.into_proto(history))
+    Ok(row.message.into_proto(history))
 }
 
 /// One page of a conversation, newest first. One row more than asked is
@@ -110,12 +113,15 @@ pub(super) fn page(
     rows.truncate(limit as usize);
     let next_cursor = if more {
         rows.last()
-            .map(|r| MessageCursor::after(r.created_at, r.id).encode())
+            .map(|r| MessageCursor::after(r.message.created_at, r.message.id).encode())
     } else {
         None
     };
     Ok(Page {
-        messages: rows.into_iter().map(|r| r.into_proto(Vec::new())).collect(),
+        messages: rows
+            .into_iter()
+            .map(|r| r.message.into_proto(Vec::new()))
+            .collect(),
         next_cursor,
     })
 }
@@ -140,14 +146,14 @@ pub(super) fn stuck(
         )?
         .collect::<Result<Vec<_>, _>>()?;
     raws.into_iter()
-        .map(|raw| MessageRow::try_from(raw).map(|r| r.into_proto(Vec::new())))
+        .map(|raw| MessageRow::try_from(raw).map(|r| r.message.into_proto(Vec::new())))
         .collect()
 }
 
-pub(super) fn channel_by_id(conn: &Connection, id: &str) -> Result<Option<RawChannel>, StoreError> {
+pub(super) fn channel_by_id(conn: &Connection, id: &str) -> Result<Option<ChannelColumns>, StoreError> {
     const SQL: &str = concat!("SELECT ", channel_columns!(), " FROM channels WHERE id = ?1");
     let mut stmt = conn.prepare_cached(SQL)?;
-    Ok(stmt.query_row(params![id], RawChannel::from_row).optional()?)
+    Ok(stmt.query_row(params![id], channel_from_row).optional()?)
 }
 
 /// The channel a platform knows as `vendor_channel_id`.
@@ -155,7 +161,7 @@ pub(super) fn channel_by_vendor(
     conn: &Connection,
     vendor_name: &str,
     vendor_channel_id: &str,
-) -> Result<Option<RawChannel>, StoreError> {
+) -> Result<Option<ChannelColumns>, StoreError> {
     const SQL: &str = concat!(
         "SELECT ",
         channel_columns!(),
@@ -163,7 +169,7 @@ pub(super) fn channel_by_vendor(
     );
     let mut stmt = conn.prepare_cached(SQL)?;
     Ok(stmt
-        .query_row(params![vendor_name, vendor_channel_id], RawChannel::from_row)
+        .query_row(params![vendor_name, vendor_channel_id], channel_from_row)
         .optional()?)
 }
 
@@ -193,11 +199,11 @@ pub(super) fn channel_page(
     let raws = match vendor_name {
         None => conn
             .prepare_cached(ALL)?
-            .query_map(params![after, peek], RawChannel::from_row)?
+            .query_map(params![after, peek], channel_from_row)?
             .collect::<Result<Vec<_>, _>>()?,
         Some(vendor) => conn
             .prepare_cached(ONE_VENDOR)?
-            .query_map(params![after, peek, vendor], RawChannel::from_row)?
+            .query_map(params![after, peek, vendor], channel_from_row)?
             .collect::<Result<Vec<_>, _>>()?,
     };
     let more = raws.len() > limit as usize;
@@ -207,7 +213,7 @@ pub(super) fn channel_page(
         .map(pb::Channel::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if more {
-        channels.last().map(|c| cursor::encode_key(&c.id))
+        channels.last().map(|c| paging::encode_key(&c.id))
     } else {
         None
     };

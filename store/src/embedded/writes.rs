@@ -6,20 +6,20 @@
 //! writer thread runs them one after another, which is what makes the
 //! read-decide-write of a transition atomic without any lock of ours.
 
-use chat4all_domain::json_struct::{struct_from_json, struct_to_json};
-use chat4all_domain::{Decision, DeliveryStatus, MessageId, Timestamp, decide};
+use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
 use chat4all_proto::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::queries;
-use super::rows::{MessageRow, RawChannel, metadata_from_db, metadata_to_db, outcome_to_db};
+use super::rows::MessageRow;
 use crate::model::{
-    ACCEPTING_HOP, CHANNEL_ID_FIELD, INBOUND_HOP, INBOUND_MESSAGE_ID_FIELD, channel_vendor_key,
-    check_inbound_key, count_transition as count, history_detail as detail, inbound_source,
+    INBOUND_MESSAGE_ID_FIELD, channel_vendor_key, check_inbound_key, count_transition as count,
+    inbound_channel, inbound_source,
 };
+use crate::stored_rows::{ChannelColumns, DeliveryState, HistoryEntry, metadata_to_json};
 use crate::{
     ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, PutChannelOutcome,
-    PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome, TransitionResult,
+    PutOutcome, PutResult, StatusChange, StoreError, TransitionResult,
 };
 
 pub(super) fn put_message(
@@ -54,18 +54,7 @@ pub(super) fn put_message(
         message.created_at.as_micros(),
     ])?;
     let seq = conn.last_insert_rowid();
-    append_history(
-        conn,
-        seq,
-        &History {
-            status: DeliveryStatus::Accepted,
-            at: message.created_at,
-            hop: ACCEPTING_HOP,
-            outcome: TransitionOutcome::Applied,
-            detail: String::new(),
-            recorded_at: now,
-        },
-    )?;
+    append_history(conn, seq, &HistoryEntry::accepted(message.created_at), now)?;
     if let Some(key) = key {
         conn.prepare_cached("INSERT INTO idempotency (key, message_seq) VALUES (?1, ?2)")?
             .execute(params![key, seq])?;
@@ -81,16 +70,8 @@ pub(super) fn put_message(
 /// Nothing is written: the first message comes back, and whether this
 /// request was the same one.
 fn seen_before(conn: &Connection, first: MessageRow, message: &NewMessage) -> Result<PutResult, StoreError> {
-    let same = first.recipient == message.recipient
-        && first.conversation_id == message.conversation_id
-        && first.text == message.text;
-    let outcome = if same {
-        PutOutcome::Duplicate
-    } else {
-        PutOutcome::KeyConflict
-    };
     Ok(PutResult {
-        outcome,
+        outcome: first.message.repeat_outcome(message),
         message: queries::full_message(conn, first)?,
     })
 }
@@ -102,7 +83,11 @@ pub(super) fn apply_transitions(
 ) -> Result<Vec<TransitionResult>, StoreError> {
     changes
         .iter()
-        .map(|change| apply_one(conn, change, now))
+        .map(|change| {
+            let result = apply_one(conn, change, now)?;
+            count(result.outcome);
+            Ok(result)
+        })
         .collect()
 }
 
@@ -118,95 +103,38 @@ fn apply_one(
             external_id,
         } => queries::message_by_external_id(conn, *platform, external_id)?,
     };
-    let Some(mut row) = found else {
-        count(TransitionOutcome::NotFound);
-        return Ok(TransitionResult {
-            outcome: TransitionOutcome::NotFound,
-            message_id: None,
-            conversation_id: None,
-            recipient: None,
-            previous: None,
-            current: None,
-            at: None,
-        });
+    let Some(MessageRow { seq, mut message }) = found else {
+        return Ok(TransitionResult::not_found());
     };
 
-    let previous = row.status;
-    let (outcome, at) = match decide(row.status, &row.timeline, change.status, change.at) {
-        Decision::Advance(at) => {
-            row.status = change.status;
-            row.timeline.set(change.status, at);
-            // The failure describes the current status: a receipt that
-            // supersedes FAILED clears it (the history keeps it).
-            row.failure = if change.status == DeliveryStatus::Failed {
-                change.failure.clone()
-            } else {
-                None
-            };
-            (TransitionOutcome::Applied, Some(at))
-        }
-        Decision::Backfill(at) => {
-            row.timeline.set(change.status, at);
-            (TransitionOutcome::Backfilled, Some(at))
-        }
-        Decision::Repeat => (TransitionOutcome::Repeat, None),
-        Decision::Reject => (TransitionOutcome::Rejected, None),
-    };
+    let previous = message.delivery.status;
+    let (outcome, at) = message.delivery.decide(change);
     if at.is_some() {
-        write_state(conn, &row)?;
+        write_state(conn, seq, &message.delivery)?;
     }
-
-    // Whatever the decision: even a late SENT tells us the platform's id,
-    // which later receipts will name. The first id recorded stays.
-    let platform_message_id = change.platform_message_id.as_deref().filter(|p| !p.is_empty());
-    if let Some(platform_id) = platform_message_id
-        && row.platform_message_id.is_none()
-    {
+    if let Some(platform_id) = message.delivery.record_platform_id(change) {
         conn.prepare_cached("UPDATE messages SET platform_message_id = ?2 WHERE seq = ?1")?
-            .execute(params![row.seq, platform_id])?;
+            .execute(params![seq, platform_id])?;
         conn.prepare_cached(
             "INSERT OR IGNORE INTO external_ids (platform, external_id, message_seq) VALUES (?1, ?2, ?3)",
         )?
-        .execute(params![row.recipient.platform.as_str(), platform_id, row.seq])?;
+        .execute(params![message.recipient.platform.as_str(), platform_id, seq])?;
     }
 
-    append_history(
-        conn,
-        row.seq,
-        &History {
-            status: change.status,
-            at: change.at,
-            hop: &change.hop,
-            outcome,
-            detail: detail(change.failure.as_ref(), platform_message_id),
-            recorded_at: now,
-        },
-    )?;
-    count(outcome);
-    Ok(TransitionResult {
-        outcome,
-        message_id: Some(row.id),
-        conversation_id: Some(row.conversation_id),
-        recipient: Some(row.recipient),
-        previous: Some(previous),
-        current: Some(row.status),
-        at,
-    })
+    append_history(conn, seq, &HistoryEntry::of_change(change, outcome), now)?;
+    Ok(message.transition_result(outcome, previous, at))
 }
 
-fn write_state(conn: &Connection, row: &MessageRow) -> Result<(), StoreError> {
-    let [accepted, routed, sent, delivered, read, failed] = row.timeline_columns();
-    let (failure_code, failure_reason) = match &row.failure {
-        Some(f) => (Some(f.code.as_str()), Some(f.reason.as_str())),
-        None => (None, None),
-    };
+fn write_state(conn: &Connection, seq: i64, state: &DeliveryState) -> Result<(), StoreError> {
+    let [accepted, routed, sent, delivered, read, failed] = state.timeline_micros();
+    let (failure_code, failure_reason) = state.failure_columns();
     conn.prepare_cached(
         "UPDATE messages SET status = ?2, accepted_at = ?3, routed_at = ?4, sent_at = ?5, delivered_at = ?6, \
          read_at = ?7, failed_at = ?8, failure_code = ?9, failure_reason = ?10 WHERE seq = ?1",
     )?
     .execute(params![
-        row.seq,
-        row.status.as_str(),
+        seq,
+        state.status.as_str(),
         accepted,
         routed,
         sent,
@@ -219,16 +147,12 @@ fn write_state(conn: &Connection, row: &MessageRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-struct History<'a> {
-    status: DeliveryStatus,
-    at: Timestamp,
-    hop: &'a str,
-    outcome: TransitionOutcome,
-    detail: String,
+fn append_history(
+    conn: &Connection,
+    seq: i64,
+    entry: &HistoryEntry<'_>,
     recorded_at: Timestamp,
-}
-
-fn append_history(conn: &Connection, seq: i64, entry: &History<'_>) -> Result<(), StoreError> {
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO status_history (message_seq, n, status, at, hop, outcome, detail, recorded_at) \
          VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM status_history WHERE message_seq = ?1), \
@@ -239,9 +163,9 @@ fn append_history(conn: &Connection, seq: i64, entry: &History<'_>) -> Result<()
         entry.status.as_str(),
         entry.at.as_micros(),
         entry.hop,
-        outcome_to_db(entry.outcome),
+        entry.outcome.as_str(),
         entry.detail,
-        entry.recorded_at.as_micros(),
+        recorded_at.as_micros(),
     ])?;
     Ok(())
 }
@@ -288,15 +212,15 @@ pub(super) fn put_channel(
     channel: &pb::Channel,
     now: Timestamp,
 ) -> Result<(PutChannelOutcome, pb::Channel), StoreError> {
-    let (vendor_name, vendor_channel_id) = channel_vendor_key(channel)?;
+    let vendor = channel_vendor_key(channel)?;
 
-    if let Some(existing) = queries::channel_by_vendor(conn, vendor_name, vendor_channel_id)? {
+    if let Some(existing) = queries::channel_by_vendor(conn, vendor.0, vendor.1)? {
         // The stored id and creation time win over any given: the channel
         // is already known, and its id is what other records point at.
-        if same_fields(&existing, channel)? {
+        if existing.same_fields(channel)? {
             return Ok((PutChannelOutcome::Unchanged, pb::Channel::try_from(existing)?));
         }
-        let metadata = metadata_to_db(channel.metadata.as_ref());
+        let metadata = metadata_to_json(channel.metadata.as_ref());
         conn.prepare_cached(
             "UPDATE channels SET name = ?2, context = ?3, type = ?4, metadata = ?5 WHERE id = ?1",
         )?
@@ -310,7 +234,7 @@ pub(super) fn put_channel(
         return Ok((PutChannelOutcome::Updated, stored_channel(conn, &existing.id)?));
     }
 
-    let created = create_channel(conn, channel, vendor_name, vendor_channel_id, now)?;
+    let created = create_channel(conn, channel, vendor, now)?;
     Ok((PutChannelOutcome::Created, created))
 }
 
@@ -320,43 +244,32 @@ pub(super) fn put_channel(
 fn create_channel(
     conn: &Connection,
     channel: &pb::Channel,
-    vendor_name: &str,
-    vendor_channel_id: &str,
+    vendor: (&str, &str),
     now: Timestamp,
 ) -> Result<pb::Channel, StoreError> {
-    let metadata = metadata_to_db(channel.metadata.as_ref());
-    let id = if channel.id.is_empty() {
-        uuid::Uuid::now_v7().to_string()
-    } else {
-        // The vendor key is new, so an existing row with this id belongs to
-        // another conversation: taking it over would merge the two.
-        if let Some(other) = queries::channel_by_id(conn, &channel.id)? {
-            return Err(StoreError::Invalid {
-                field: CHANNEL_ID_FIELD,
-                reason: format!(
-                    "{:?} is already the id of the {} channel {:?}",
-                    channel.id, other.vendor_name, other.vendor_channel_id
-                ),
-            });
-        }
-        channel.id.clone()
-    };
-    let created_at = channel.created_at.map_or(now, Timestamp::from);
+    let row = ChannelColumns::create(channel, vendor, now);
+    // The vendor key is new, so an existing row with a given id belongs to
+    // another conversation.
+    if !channel.id.is_empty()
+        && let Some(other) = queries::channel_by_id(conn, &row.id)?
+    {
+        return Err(other.id_taken(&row.id));
+    }
     conn.prepare_cached(
         "INSERT INTO channels (id, vendor_name, vendor_channel_id, name, context, type, metadata, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        id,
-        vendor_name,
-        vendor_channel_id,
-        channel.name,
-        channel.context,
-        channel.r#type,
-        metadata,
-        created_at.as_micros(),
+        row.id,
+        row.vendor_name,
+        row.vendor_channel_id,
+        row.name,
+        row.context,
+        row.kind,
+        row.metadata,
+        row.created_at,
     ])?;
-    stored_channel(conn, &id)
+    stored_channel(conn, &row.id)
 }
 
 /// Expired inbound keys deleted by each `put_inbound`: a few per write keep
@@ -405,16 +318,8 @@ pub(super) fn put_inbound(
         match queries::channel_by_vendor(conn, platform, &inbound.vendor_channel_id)? {
             Some(existing) => (pb::Channel::try_from(existing)?, false),
             None => {
-                let name = if inbound.sender_name.is_empty() {
-                    inbound.vendor_channel_id.clone()
-                } else {
-                    inbound.sender_name.clone()
-                };
-                let template = pb::Channel {
-                    name,
-                    ..pb::Channel::default()
-                };
-                let created = create_channel(conn, &template, platform, &inbound.vendor_channel_id, now)?;
+                let template = inbound_channel(inbound);
+                let created = create_channel(conn, &template, (platform, &inbound.vendor_channel_id), now)?;
                 (created, true)
             }
         };
@@ -442,18 +347,7 @@ pub(super) fn put_inbound(
         inbound.sender_name,
     ])?;
     let seq = conn.last_insert_rowid();
-    append_history(
-        conn,
-        seq,
-        &History {
-            status: DeliveryStatus::Delivered,
-            at: inbound.at,
-            hop: INBOUND_HOP,
-            outcome: TransitionOutcome::Applied,
-            detail: detail(None, Some(&inbound.external_message_id)),
-            recorded_at: now,
-        },
-    )?;
+    append_history(conn, seq, &HistoryEntry::inbound(inbound), now)?;
     // The first message keeps the external id: a receipt naming it (should
     // a platform send one) finds the message stored first.
     conn.prepare_cached(
@@ -491,13 +385,8 @@ pub(super) fn put_inbound(
 fn inbound_duplicate(conn: &Connection, seq: i64) -> Result<InboundResult, StoreError> {
     let first = queries::message_by_seq(conn, seq)?
         .ok_or_else(|| StoreError::Corrupt(format!("inbound key points at missing message #{seq}")))?;
-    let channel_id = first.conversation_id.as_str().to_owned();
-    let channel = queries::channel_by_id(conn, &channel_id)?.ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "inbound message {} has no channel {channel_id:?}",
-            first.id
-        ))
-    })?;
+    let channel = queries::channel_by_id(conn, first.message.conversation_id.as_str())?
+        .ok_or_else(|| first.message.channel_missing())?;
     Ok(InboundResult {
         outcome: InboundOutcome::Duplicate,
         message: queries::full_message(conn, first)?,
@@ -523,21 +412,6 @@ fn window_micros(window: std::time::Duration) -> i64 {
     i64::try_from(window.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Whether a put would change nothing. Metadata is compared as JSON values,
-/// not as text, and the stored side goes through a `Struct` first, so an
-/// integer or another key order in the column cannot make an identical put
-/// look like an update.
-fn same_fields(existing: &RawChannel, channel: &pb::Channel) -> Result<bool, StoreError> {
-    if existing.name != channel.name || existing.context != channel.context || existing.kind != channel.r#type
-    {
-        return Ok(false);
-    }
-    let stored = metadata_from_db(&existing.metadata)
-        .map_err(|e| StoreError::Corrupt(format!("channel {}: bad metadata: {e}", existing.id)))?;
-    let given = channel.metadata.as_ref().map(struct_to_json).unwrap_or_default();
-    Ok(struct_to_json(&struct_from_json(stored)) == given)
-}
-
 /// The channel as it now stands, read back through the writing connection.
 fn stored_channel(conn: &Connection, id: &str) -> Result<pb::Channel, StoreError> {
     let raw = queries::channel_by_id(conn, id)?
@@ -549,6 +423,7 @@ fn stored_channel(conn: &Connection, id: &str) -> Result<pb::Channel, StoreError
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::model::history_detail as detail;
 
     #[test]
     fn expired_inbound_keys_are_purged_as_writes_go() {

@@ -664,15 +664,7 @@ mod tests {
             current: Some(DeliveryStatus::Read),
             at: Some(Timestamp::from_micros(5)),
         };
-        let not_found = TransitionResult {
-            outcome: TransitionOutcome::NotFound,
-            message_id: None,
-            conversation_id: None,
-            recipient: None,
-            previous: None,
-            current: None,
-            at: None,
-        };
+        let not_found = TransitionResult::not_found();
         let wire = pb::ApplyTransitionsResponse {
             results: vec![
                 transition_result_to_proto(r.clone()),

@@ -15,20 +15,21 @@ use super::Db;
 use super::buckets::{ALL_CHANNELS, CHANNEL_SHARDS, channel_shard, vendor_scope};
 use super::errors::{first_row, rows};
 use super::messages::READ_CONCURRENCY;
-use super::rows::ChannelRecord;
-use crate::embedded::cursor::{decode_key, encode_key, page_size};
-use crate::model::{CHANNEL_ID_FIELD, channel_vendor_key};
+use super::rows::{ChannelRecord, channel_insert_values};
+use crate::model::channel_vendor_key;
+use crate::paging::{decode_key, encode_key, page_size};
+use crate::stored_rows::{ChannelColumns, metadata_to_json};
 use crate::{ChannelPage, PutChannelOutcome, StoreError};
 
 impl Db {
-    async fn channel(&self, id: &str, fresh: bool) -> Result<Option<ChannelRecord>, StoreError> {
+    async fn channel(&self, id: &str, fresh: bool) -> Result<Option<ChannelColumns>, StoreError> {
         let statement = if fresh {
             &self.statements.channel_serial
         } else {
             &self.statements.channel
         };
         let result = self.execute(statement, (id,), "reading a channel").await?;
-        first_row(result, "channels")
+        Ok(first_row::<ChannelRecord>(result, "channels")?.map(ChannelColumns::from))
     }
 
     /// The channel with this vendor key.
@@ -37,7 +38,7 @@ impl Db {
         vendor_name: &str,
         vendor_channel_id: &str,
         fresh: bool,
-    ) -> Result<Option<ChannelRecord>, StoreError> {
+    ) -> Result<Option<ChannelColumns>, StoreError> {
         let statement = if fresh {
             &self.statements.channel_vendor_serial
         } else {
@@ -58,7 +59,7 @@ impl Db {
     }
 
     /// The rows that list a channel, idempotent.
-    async fn list_channel(&self, record: &ChannelRecord) -> Result<(), StoreError> {
+    async fn list_channel(&self, record: &ChannelColumns) -> Result<(), StoreError> {
         let shard = channel_shard(&record.id);
         let vendor = vendor_scope(&record.vendor_name);
         futures::try_join!(
@@ -83,28 +84,13 @@ impl Db {
         template: &pb::Channel,
         vendor: (&str, &str),
         now: Timestamp,
-    ) -> Result<Result<ChannelRecord, ChannelRecord>, StoreError> {
+    ) -> Result<Result<ChannelColumns, ChannelColumns>, StoreError> {
         let st = &self.statements;
-        let id = if template.id.is_empty() {
-            uuid::Uuid::now_v7().to_string()
-        } else {
-            template.id.clone()
-        };
-        let created_at = template.created_at.map_or(now, Timestamp::from);
-        let mut record = ChannelRecord::new(id, vendor, template, created_at);
+        let mut record = ChannelColumns::create(template, vendor, now);
         let claimed_id = self
             .transact(
                 &st.insert_channel,
-                (
-                    record.id.as_str(),
-                    record.vendor_name.as_str(),
-                    record.vendor_channel_id.as_str(),
-                    record.name.as_str(),
-                    record.context.as_str(),
-                    record.kind.as_str(),
-                    record.metadata.as_str(),
-                    record.created_at,
-                ),
+                channel_insert_values(&record),
                 "creating a channel",
             )
             .await?;
@@ -114,14 +100,8 @@ impl Db {
             })?;
             if (holder.vendor_name.as_str(), holder.vendor_channel_id.as_str()) != vendor {
                 // The vendor key is new, so a channel with this id belongs to
-                // another conversation: taking it over would merge the two.
-                return Err(StoreError::Invalid {
-                    field: CHANNEL_ID_FIELD,
-                    reason: format!(
-                        "{:?} is already the id of the {} channel {:?}",
-                        record.id, holder.vendor_name, holder.vendor_channel_id
-                    ),
-                });
+                // another conversation.
+                return Err(holder.id_taken(&record.id));
             }
             // The same put, racing or retried: carry on with what it stored.
             record = holder;
@@ -175,11 +155,11 @@ pub(super) async fn put(
     if existing.same_fields(&channel)? {
         return Ok((PutChannelOutcome::Unchanged, pb::Channel::try_from(existing)?));
     }
-    let updated = ChannelRecord {
+    let updated = ChannelColumns {
         name: channel.name.clone(),
         context: channel.context.clone(),
         kind: channel.r#type.clone(),
-        metadata: super::rows::metadata_to_json(channel.metadata.as_ref()),
+        metadata: metadata_to_json(channel.metadata.as_ref()),
         ..existing
     };
     db.transact(
@@ -257,7 +237,7 @@ pub(super) async fn page(
     let more = ids.len() > limit;
     ids.truncate(limit);
     let next_cursor = more.then(|| ids.last().map(|id| encode_key(id))).flatten();
-    let channels: Vec<Option<ChannelRecord>> = stream::iter(ids.iter().cloned())
+    let channels: Vec<Option<ChannelColumns>> = stream::iter(ids.iter().cloned())
         .map(|id| async move { db.channel(&id, false).await })
         .buffered(READ_CONCURRENCY)
         .try_collect()

@@ -8,7 +8,7 @@ use super::buckets::conversation_bucket;
 use super::errors::{self, rows};
 use super::messages::READ_CONCURRENCY;
 use super::rows::MessageRow;
-use crate::embedded::cursor::page_size;
+use crate::paging::page_size;
 use crate::{MessageCursor, Page, StoreError};
 
 /// A position in a conversation, as `conversation_messages` keys it.
@@ -51,6 +51,7 @@ pub(super) async fn page(
         messages: messages
             .into_iter()
             .flatten()
+            .map(|row| row.message)
             .filter(|m| &m.conversation_id == conversation)
             .map(|m| m.into_proto(Vec::new()))
             .collect(),

@@ -12,13 +12,11 @@ use chat4all_domain::{DeliveryStatus, MessageId, Recipient, Timeline, Timestamp}
 use chat4all_proto::v1 as pb;
 
 use super::Db;
-use super::messages::{Entry, abandoned, ttl_secs};
+use super::messages::{abandoned, ttl_secs};
 use super::rows::MessageRow;
-use super::transitions::State;
-use crate::model::{
-    INBOUND_HOP, INBOUND_MESSAGE_ID_FIELD, check_inbound_key, history_detail, inbound_source,
-};
-use crate::{InboundOutcome, InboundResult, NewInbound, StoreError, TransitionOutcome};
+use crate::model::{INBOUND_MESSAGE_ID_FIELD, check_inbound_key, inbound_channel, inbound_source};
+use crate::stored_rows::{DeliveryState, HistoryEntry, StoredMessage};
+use crate::{InboundOutcome, InboundResult, NewInbound, StoreError};
 
 pub(super) async fn put(db: &Db, inbound: NewInbound) -> Result<InboundResult, StoreError> {
     check_inbound_key(&inbound)?;
@@ -33,15 +31,7 @@ pub(super) async fn put(db: &Db, inbound: NewInbound) -> Result<InboundResult, S
     {
         Some(existing) => (existing, false),
         None => {
-            let name = if inbound.sender_name.is_empty() {
-                inbound.vendor_channel_id.clone()
-            } else {
-                inbound.sender_name.clone()
-            };
-            let template = pb::Channel {
-                name,
-                ..pb::Channel::default()
-            };
+            let template = inbound_channel(&inbound);
             match db
                 .create_channel(&template, (platform, &inbound.vendor_channel_id), now)
                 .await?
@@ -56,41 +46,26 @@ pub(super) async fn put(db: &Db, inbound: NewInbound) -> Result<InboundResult, S
     let row = inbound_row(&inbound, &channel)?;
 
     db.index_in_conversation(&row).await?;
-    if !db
-        .transact(
-            &db.statements.insert_message,
-            row.insert_values(),
-            "storing a message",
-        )
-        .await?
-    {
+    if !db.insert_message(&row).await? {
         // Our own key names this id, so only a retry of this very put can
         // have stored it: what it stored is the message.
+        let id = row.message.id;
         let first = db
-            .message(row.id, true)
+            .message(id, true)
             .await?
-            .ok_or_else(|| StoreError::Unavailable(format!("message {} is being written; retry", row.id)))?;
+            .ok_or_else(|| StoreError::Unavailable(format!("message {id} is being written; retry")))?;
         return duplicate(db, first).await;
     }
     let entry = db
-        .append_history(
-            row.id,
-            &Entry {
-                status: DeliveryStatus::Delivered,
-                at: inbound.at,
-                hop: INBOUND_HOP,
-                outcome: TransitionOutcome::Applied,
-                detail: history_detail(None, Some(&inbound.external_message_id)),
-            },
-        )
+        .append_history(row.message.id, &HistoryEntry::inbound(&inbound))
         .await?;
     // The first message keeps the external id: a receipt naming it (should
     // a platform send one) finds the message stored first.
-    db.record_external_id(platform, &inbound.external_message_id, row.id)
+    db.record_external_id(platform, &inbound.external_message_id, row.message.id)
         .await?;
     Ok(InboundResult {
         outcome: InboundOutcome::Stored,
-        message: row.into_proto(vec![entry]),
+        message: row.message.into_proto(vec![entry]),
         channel,
         channel_created,
     })
@@ -107,25 +82,27 @@ fn inbound_row(inbound: &NewInbound, channel: &pb::Channel) -> Result<MessageRow
     let mut timeline = Timeline::default();
     timeline.set(DeliveryStatus::Delivered, inbound.at);
     Ok(MessageRow {
-        id: inbound.id,
-        conversation_id,
-        recipient: Recipient {
-            platform: inbound.platform,
-            id: inbound.vendor_channel_id.clone(),
+        message: StoredMessage {
+            id: inbound.id,
+            conversation_id,
+            recipient: Recipient {
+                platform: inbound.platform,
+                id: inbound.vendor_channel_id.clone(),
+            },
+            text: inbound.text.clone(),
+            source: inbound_source(inbound.platform),
+            trace_id: inbound.trace_id.clone(),
+            sender_id: inbound.sender_id.clone(),
+            sender_name: inbound.sender_name.clone(),
+            created_at: inbound.at,
+            delivery: DeliveryState {
+                status: DeliveryStatus::Delivered,
+                timeline,
+                failure: None,
+                platform_message_id: Some(inbound.external_message_id.clone()),
+            },
         },
-        body: inbound.text.clone(),
-        source: inbound_source(inbound.platform),
-        trace_id: inbound.trace_id.clone(),
-        sender_id: inbound.sender_id.clone(),
-        sender_name: inbound.sender_name.clone(),
-        created_at: inbound.at,
-        state: State {
-            status: DeliveryStatus::Delivered,
-            timeline,
-            failure: None,
-            platform_message_id: Some(inbound.external_message_id.clone()),
-            version: 0,
-        },
+        version: 0,
     })
 }
 
@@ -226,13 +203,9 @@ async fn claim_key(db: &Db, inbound: &NewInbound, now: Timestamp) -> Result<Opti
 
 /// The first message under a live key, with its channel: nothing written.
 async fn duplicate(db: &Db, first: MessageRow) -> Result<InboundResult, StoreError> {
-    let channel_id = first.conversation_id.as_str().to_owned();
-    let channel = super::channels::get(db, &channel_id).await?.ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "inbound message {} has no channel {channel_id:?}",
-            first.id
-        ))
-    })?;
+    let channel = super::channels::get(db, first.message.conversation_id.as_str())
+        .await?
+        .ok_or_else(|| first.message.channel_missing())?;
     Ok(InboundResult {
         outcome: InboundOutcome::Duplicate,
         message: db.full_message(first).await?,

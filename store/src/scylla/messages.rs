@@ -17,9 +17,8 @@ use super::Db;
 use super::buckets::conversation_bucket;
 use super::errors::{self, first_row};
 use super::rows::{HistoryRecord, MessageRecord, MessageRow};
-use super::transitions::State;
-use crate::model::ACCEPTING_HOP;
-use crate::{NewMessage, PutOutcome, PutResult, StoreError, TransitionOutcome};
+use crate::stored_rows::{DeliveryState, HistoryColumns, HistoryEntry, StoredMessage};
+use crate::{NewMessage, PutOutcome, PutResult, StoreError};
 
 /// Reads issued at once when a page or a look-up needs many messages.
 pub(super) const READ_CONCURRENCY: usize = 16;
@@ -78,20 +77,30 @@ impl Db {
             .map_err(|e| errors::unavailable("reading a history", e))?;
         records
             .into_iter()
-            .map(pb::StatusHistoryEntry::try_from)
+            .map(|record| pb::StatusHistoryEntry::try_from(HistoryColumns::from(record)))
             .collect()
     }
 
     /// A message with its history, as `get_message` answers.
     pub(super) async fn full_message(&self, row: MessageRow) -> Result<pb::Message, StoreError> {
-        let history = self.history(row.id).await?;
-        Ok(row.into_proto(history))
+        let history = self.history(row.message.id).await?;
+        Ok(row.message.into_proto(history))
+    }
+
+    /// Inserts `row` as a new message: false when its id is taken.
+    pub(super) async fn insert_message(&self, row: &MessageRow) -> Result<bool, StoreError> {
+        self.transact(
+            &self.statements.insert_message,
+            row.insert_values(),
+            "storing a message",
+        )
+        .await
     }
 
     pub(super) async fn append_history(
         &self,
         id: MessageId,
-        entry: &Entry<'_>,
+        entry: &HistoryEntry<'_>,
     ) -> Result<pb::StatusHistoryEntry, StoreError> {
         let recorded_at = self.clock.tick();
         self.execute(
@@ -109,21 +118,15 @@ impl Db {
             "appending to a history",
         )
         .await?;
-        Ok(pb::StatusHistoryEntry {
-            status: entry.status.to_proto().into(),
-            at: Some(entry.at.into()),
-            hop: entry.hop.to_owned(),
-            outcome: entry.outcome.to_proto().into(),
-            detail: entry.detail.clone(),
-            recorded_at: Some(recorded_at.into()),
-        })
+        Ok(entry.to_proto(recorded_at))
     }
 
     /// The rows that list `row` in its conversation, written before the
     /// message itself (see the module's doc).
     pub(super) async fn index_in_conversation(&self, row: &MessageRow) -> Result<(), StoreError> {
-        let conversation = row.conversation_id.as_str();
-        let bucket = conversation_bucket(row.created_at);
+        let message = &row.message;
+        let conversation = message.conversation_id.as_str();
+        let bucket = conversation_bucket(message.created_at);
         futures::try_join!(
             self.execute(
                 &self.statements.insert_conversation_bucket,
@@ -135,8 +138,8 @@ impl Db {
                 (
                     conversation,
                     bucket,
-                    row.created_at.as_micros(),
-                    row.id.to_string()
+                    message.created_at.as_micros(),
+                    message.id.to_string()
                 ),
                 "indexing a conversation",
             ),
@@ -163,36 +166,29 @@ impl Db {
     }
 }
 
-/// A history entry about to be written.
-pub(super) struct Entry<'a> {
-    pub(super) status: DeliveryStatus,
-    pub(super) at: Timestamp,
-    pub(super) hop: &'a str,
-    pub(super) outcome: TransitionOutcome,
-    pub(super) detail: String,
-}
-
 /// A message as `put_message` stores it: ACCEPTED at its creation.
 fn accepted_row(message: &NewMessage) -> MessageRow {
     let mut timeline = Timeline::default();
     timeline.set(DeliveryStatus::Accepted, message.created_at);
     MessageRow {
-        id: message.id,
-        conversation_id: message.conversation_id.clone(),
-        recipient: message.recipient.clone(),
-        body: message.text.clone(),
-        source: message.source.clone(),
-        trace_id: message.trace_id.clone(),
-        sender_id: String::new(),
-        sender_name: String::new(),
-        created_at: message.created_at,
-        state: State {
-            status: DeliveryStatus::Accepted,
-            timeline,
-            failure: None,
-            platform_message_id: None,
-            version: 0,
+        message: StoredMessage {
+            id: message.id,
+            conversation_id: message.conversation_id.clone(),
+            recipient: message.recipient.clone(),
+            text: message.text.clone(),
+            source: message.source.clone(),
+            trace_id: message.trace_id.clone(),
+            sender_id: String::new(),
+            sender_name: String::new(),
+            created_at: message.created_at,
+            delivery: DeliveryState {
+                status: DeliveryStatus::Accepted,
+                timeline,
+                failure: None,
+                platform_message_id: None,
+            },
         },
+        version: 0,
     }
 }
 
@@ -213,14 +209,7 @@ pub(super) async fn put(db: &Db, message: NewMessage) -> Result<PutResult, Store
         db.index_in_conversation(&row),
         db.set_pending(DeliveryStatus::Accepted, &row, true)
     )?;
-    if !db
-        .transact(
-            &db.statements.insert_message,
-            row.insert_values(),
-            "storing a message",
-        )
-        .await?
-    {
+    if !db.insert_message(&row).await? {
         // The same id won a race with us: whatever it was, it came first.
         let first = db.message(message.id, true).await?.ok_or_else(|| {
             StoreError::Unavailable(format!("message {} is being written; retry", message.id))
@@ -228,20 +217,11 @@ pub(super) async fn put(db: &Db, message: NewMessage) -> Result<PutResult, Store
         return seen_before(db, first, &message).await;
     }
     let entry = db
-        .append_history(
-            row.id,
-            &Entry {
-                status: DeliveryStatus::Accepted,
-                at: message.created_at,
-                hop: ACCEPTING_HOP,
-                outcome: TransitionOutcome::Applied,
-                detail: String::new(),
-            },
-        )
+        .append_history(row.message.id, &HistoryEntry::accepted(message.created_at))
         .await?;
     Ok(PutResult {
         outcome: PutOutcome::Created,
-        message: row.into_proto(vec![entry]),
+        message: row.message.into_proto(vec![entry]),
     })
 }
 
@@ -317,23 +297,15 @@ async fn claim_idempotency_key(
 /// Nothing is written: the first message comes back, and whether this
 /// request was the same one.
 async fn seen_before(db: &Db, first: MessageRow, message: &NewMessage) -> Result<PutResult, StoreError> {
-    let same = first.recipient == message.recipient
-        && first.conversation_id == message.conversation_id
-        && first.body == message.text;
-    let outcome = if same {
-        PutOutcome::Duplicate
-    } else {
-        PutOutcome::KeyConflict
-    };
     Ok(PutResult {
-        outcome,
+        outcome: first.message.repeat_outcome(message),
         message: db.full_message(first).await?,
     })
 }
 
 pub(super) async fn get(db: &Db, id: MessageId) -> Result<Option<pb::Message>, StoreError> {
     let (row, history) = futures::try_join!(db.message(id, false), db.history(id))?;
-    Ok(row.map(|row| row.into_proto(history)))
+    Ok(row.map(|row| row.message.into_proto(history)))
 }
 
 #[cfg(test)]

@@ -229,7 +229,9 @@ impl MessageStore for ScyllaStore {
         // In order: each change sees the ones before it.
         let mut results = Vec::with_capacity(changes.len());
         for change in &changes {
-            results.push(status_changes::apply(&self.db, change).await?);
+            let result = status_changes::apply(&self.db, change).await?;
+            crate::model::count_transition(result.outcome);
+            results.push(result);
         }
         Ok(results)
     }

@@ -15,7 +15,7 @@ use super::errors::rows;
 use super::messages::READ_CONCURRENCY;
 use super::rows::MessageRow;
 use crate::StoreError;
-use crate::embedded::cursor::page_size;
+use crate::paging::page_size;
 
 /// A position in a bucket, as `pending_messages` keys it.
 type Position = (i64, String);
@@ -35,11 +35,12 @@ impl Db {
         row: &MessageRow,
         pending: bool,
     ) -> Result<(), StoreError> {
+        let message = &row.message;
         let key = (
             status.as_str(),
-            pending_bucket(row.created_at),
-            row.created_at.as_micros(),
-            row.id.to_string(),
+            pending_bucket(message.created_at),
+            message.created_at.as_micros(),
+            message.id.to_string(),
         );
         if pending {
             self.execute(&self.statements.insert_pending, key, "marking a message pending")
@@ -97,16 +98,16 @@ pub(super) async fn stuck(
             .await?;
         for ((created_at, id), message) in found {
             match message {
-                Some(m) if m.state.status == status => {
+                Some(m) if m.message.delivery.status == status => {
                     if stuck.len() < limit {
-                        stuck.push(m.into_proto(Vec::new()));
+                        stuck.push(m.message.into_proto(Vec::new()));
                     }
                 }
                 // Moved on, and the write that clears the row did not
                 // happen (a crash, or a race with the one that set it):
                 // cleared here. A missing message may still be being put.
                 Some(m) => {
-                    tracing::debug!(%id, status = %m.state.status, "clearing a stale pending row");
+                    tracing::debug!(%id, status = %m.message.delivery.status, "clearing a stale pending row");
                     db.set_pending(status, &m, false).await?;
                 }
                 None => tracing::debug!(%id, created_at, "pending row of a message not (yet) stored"),

@@ -7,19 +7,18 @@ use scylla::value::MaybeUnset;
 
 use super::Db;
 use super::errors::{CasOutcome, cas_outcome, first_row};
-use super::messages::Entry;
 use super::pending::is_tracked;
 use super::rows::unset_if_none;
 use super::transitions::{self, State, StateStore};
-use crate::model::{count_transition, history_detail};
-use crate::{MessageRef, StatusChange, StoreError, TransitionOutcome, TransitionResult};
+use crate::stored_rows::HistoryEntry;
+use crate::{MessageRef, StatusChange, StoreError, TransitionResult};
 
 /// The reads and writes a transition needs, for [`transitions::apply`].
 struct Messages<'a>(&'a Db);
 
 impl StateStore for Messages<'_> {
     async fn read(&self, id: MessageId, fresh: bool) -> Result<Option<State>, StoreError> {
-        Ok(self.0.message(id, fresh).await?.map(|row| row.state))
+        Ok(self.0.message(id, fresh).await?.map(|row| row.state()))
     }
 
     async fn write(&self, id: MessageId, current: &State, next: &State) -> Result<CasOutcome, StoreError> {
@@ -55,14 +54,15 @@ fn state_values(
     String,
     i64,
 ) {
+    let (before, after) = (&current.delivery, &next.delivery);
     let time = |status| {
-        let at = next.timeline.get(status);
+        let at = after.timeline.get(status);
         unset_if_none(
-            at.filter(|_| at != current.timeline.get(status))
+            at.filter(|_| at != before.timeline.get(status))
                 .map(Timestamp::as_micros),
         )
     };
-    let (code, reason) = match (&current.failure, &next.failure) {
+    let (code, reason) = match (&before.failure, &after.failure) {
         (_, Some(f)) => (
             MaybeUnset::Set(Some(f.code.clone())),
             MaybeUnset::Set(Some(f.reason.clone())),
@@ -71,12 +71,13 @@ fn state_values(
         (None, None) => (MaybeUnset::Unset, MaybeUnset::Unset),
     };
     let platform_message_id = unset_if_none(
-        next.platform_message_id
+        after
+            .platform_message_id
             .clone()
-            .filter(|_| next.platform_message_id != current.platform_message_id),
+            .filter(|_| after.platform_message_id != before.platform_message_id),
     );
     (
-        next.status.as_str(),
+        after.status.as_str(),
         time(DeliveryStatus::Accepted),
         time(DeliveryStatus::Routed),
         time(DeliveryStatus::Sent),
@@ -93,18 +94,6 @@ fn state_values(
 }
 
 pub(super) async fn apply(db: &Db, change: &StatusChange) -> Result<TransitionResult, StoreError> {
-    let not_found = || {
-        count_transition(TransitionOutcome::NotFound);
-        TransitionResult {
-            outcome: TransitionOutcome::NotFound,
-            message_id: None,
-            conversation_id: None,
-            recipient: None,
-            previous: None,
-            current: None,
-            at: None,
-        }
-    };
     let id = match &change.message {
         MessageRef::Id(id) => *id,
         MessageRef::External {
@@ -122,18 +111,18 @@ pub(super) async fn apply(db: &Db, change: &StatusChange) -> Result<TransitionRe
                 Some((id,)) => id
                     .parse()
                     .map_err(|_| StoreError::Corrupt(format!("external id {external_id:?} names {id:?}")))?,
-                None => return Ok(not_found()),
+                None => return Ok(TransitionResult::not_found()),
             }
         }
     };
     let Some(row) = db.message(id, false).await? else {
-        return Ok(not_found());
+        return Ok(TransitionResult::not_found());
     };
-    let Some(decided) = transitions::apply(&Messages(db), id, Some(row.state.clone()), change).await? else {
-        return Ok(not_found());
+    let Some(decided) = transitions::apply(&Messages(db), id, Some(row.state()), change).await? else {
+        return Ok(TransitionResult::not_found());
     };
 
-    let (previous, current) = (decided.before.status, decided.after.status);
+    let (previous, current) = (decided.before.delivery.status, decided.after.delivery.status);
     if previous != current {
         futures::try_join!(
             async {
@@ -153,34 +142,17 @@ pub(super) async fn apply(db: &Db, change: &StatusChange) -> Result<TransitionRe
     // Whenever the change names the id the message now carries, not only
     // when this change stored it: a redelivered SENT repairs a mapping that
     // a crash after the state write left out.
-    let platform_message_id = change.platform_message_id.as_deref().filter(|p| !p.is_empty());
-    if let Some(platform_id) = platform_message_id
-        && decided.after.platform_message_id.as_deref() == Some(platform_id)
+    if let Some(platform_id) = change.platform_id()
+        && decided.after.delivery.platform_message_id.as_deref() == Some(platform_id)
     {
-        db.record_external_id(row.recipient.platform.as_str(), platform_id, id)
+        db.record_external_id(row.message.recipient.platform.as_str(), platform_id, id)
             .await?;
     }
-    db.append_history(
-        id,
-        &Entry {
-            status: change.status,
-            at: change.at,
-            hop: &change.hop,
-            outcome: decided.outcome,
-            detail: history_detail(change.failure.as_ref(), platform_message_id),
-        },
-    )
-    .await?;
-    count_transition(decided.outcome);
-    Ok(TransitionResult {
-        outcome: decided.outcome,
-        message_id: Some(id),
-        conversation_id: Some(row.conversation_id),
-        recipient: Some(row.recipient),
-        previous: Some(previous),
-        current: Some(current),
-        at: decided.at,
-    })
+    db.append_history(id, &HistoryEntry::of_change(change, decided.outcome))
+        .await?;
+    let mut message = row.message;
+    message.delivery = decided.after.delivery;
+    Ok(message.transition_result(decided.outcome, previous, decided.at))
 }
 
 #[cfg(test)]
@@ -190,15 +162,18 @@ mod tests {
     use chat4all_proto::v1 as pb;
 
     use super::*;
+    use crate::stored_rows::DeliveryState;
 
     fn state(status: DeliveryStatus) -> State {
         let mut timeline = Timeline::default();
         timeline.set(DeliveryStatus::Accepted, Timestamp::from_micros(10));
         State {
-            status,
-            timeline,
-            failure: None,
-            platform_message_id: None,
+            delivery: DeliveryState {
+                status,
+                timeline,
+                failure: None,
+                platform_message_id: None,
+            },
             version: 3,
         }
     }
@@ -207,10 +182,11 @@ mod tests {
     fn a_state_write_touches_only_what_changed() {
         let current = state(DeliveryStatus::Accepted);
         let mut next = current.clone();
-        next.status = DeliveryStatus::Sent;
-        next.timeline
+        next.delivery.status = DeliveryStatus::Sent;
+        next.delivery
+            .timeline
             .set(DeliveryStatus::Sent, Timestamp::from_micros(20));
-        next.platform_message_id = Some("wamid.1".into());
+        next.delivery.platform_message_id = Some("wamid.1".into());
         next.version = 4;
         let id = MessageId::generate();
         let v = state_values(id, &current, &next);
@@ -226,8 +202,8 @@ mod tests {
 
         // FAILED, then a receipt: the failure is set, then nulled.
         let mut failed = next.clone();
-        failed.status = DeliveryStatus::Failed;
-        failed.failure = Some(pb::Failure {
+        failed.delivery.status = DeliveryStatus::Failed;
+        failed.delivery.failure = Some(pb::Failure {
             code: "c".into(),
             reason: "r".into(),
         });
@@ -239,8 +215,8 @@ mod tests {
             "the platform id is not written again"
         );
         let mut delivered = failed.clone();
-        delivered.status = DeliveryStatus::Delivered;
-        delivered.failure = None;
+        delivered.delivery.status = DeliveryStatus::Delivered;
+        delivered.delivery.failure = None;
         let v = state_values(id, &failed, &delivered);
         assert!(matches!(
             (v.7, v.8),

@@ -20,9 +20,10 @@ use kassandra_tester::kassandra::session::KassandraSession;
 use scylla::statement::Consistency;
 
 use super::errors::first_row;
-use super::rows::{ChannelRecord, HistoryRecord, MessageRecord, MessageRow};
+use super::rows::{ChannelRecord, HistoryRecord, MessageRecord, MessageRow, channel_insert_values};
 use super::statements::{self, ALL};
 use super::*;
+use crate::stored_rows::{ChannelColumns, HistoryColumns};
 
 /// The cluster named by `CHAT4ALL_SCYLLA_NODES`, if any.
 fn cluster_nodes() -> Option<Vec<String>> {
@@ -108,7 +109,7 @@ fn sample_row() -> MessageRow {
         version: 2,
     })
     .unwrap();
-    row.recipient = Recipient::new(Platform::WhatsApp, "15551234567").unwrap();
+    row.message.recipient = Recipient::new(Platform::WhatsApp, "15551234567").unwrap();
     row
 }
 
@@ -129,7 +130,7 @@ async fn smoke(session: Session, config: ScyllaConfig) -> Result<(), StoreError>
 
     // A message row, written and read back into the same domain values.
     let row = sample_row();
-    let id = row.id.to_string();
+    let id = row.message.id.to_string();
     session
         .execute_unpaged(&prepared("insert_message").await?, row.insert_values())
         .await
@@ -167,8 +168,8 @@ async fn smoke(session: Session, config: ScyllaConfig) -> Result<(), StoreError>
         .execute_unpaged(&prepared("history").await?, (id.as_str(),))
         .await
         .map_err(|e| errors::unavailable("select history", e))?;
-    let entry =
-        pb::StatusHistoryEntry::try_from(first_row::<HistoryRecord>(read, "status_history")?.unwrap())?;
+    let record = first_row::<HistoryRecord>(read, "status_history")?.unwrap();
+    let entry = pb::StatusHistoryEntry::try_from(HistoryColumns::from(record))?;
     assert_eq!(entry.status, i32::from(pb::DeliveryStatus::Sent));
     assert_eq!(entry.recorded_at, Some(Timestamp::from_micros(7).into()));
 
@@ -179,33 +180,21 @@ async fn smoke(session: Session, config: ScyllaConfig) -> Result<(), StoreError>
         r#type: "buyer".into(),
         ..Default::default()
     };
-    let record = ChannelRecord::new(
+    let record = ChannelColumns::new(
         "smoke-channel".into(),
         ("chotot", "42"),
         &channel,
         Timestamp::from_micros(9),
     );
     session
-        .execute_unpaged(
-            &prepared("insert_channel").await?,
-            (
-                record.id.as_str(),
-                record.vendor_name.as_str(),
-                record.vendor_channel_id.as_str(),
-                record.name.as_str(),
-                record.context.as_str(),
-                record.kind.as_str(),
-                record.metadata.as_str(),
-                record.created_at,
-            ),
-        )
+        .execute_unpaged(&prepared("insert_channel").await?, channel_insert_values(&record))
         .await
         .map_err(|e| errors::unavailable("insert channel", e))?;
     let read = session
         .execute_unpaged(&prepared("channel").await?, ("smoke-channel",))
         .await
         .map_err(|e| errors::unavailable("select channel", e))?;
-    let back: ChannelRecord = first_row(read, "channels")?.unwrap();
+    let back = ChannelColumns::from(first_row::<ChannelRecord>(read, "channels")?.unwrap());
     assert_eq!(back, record);
     assert!(back.same_fields(&channel)?);
 
@@ -223,16 +212,12 @@ async fn smoke(session: Session, config: ScyllaConfig) -> Result<(), StoreError>
         .await
         .map_err(|e| errors::unavailable("select external id", e))?;
     assert_eq!(first_row::<(String,)>(read, "external_ids")?, Some((id.clone(),)));
-    let bucket = buckets::conversation_bucket(row.created_at);
+    let created_at = row.message.created_at;
+    let bucket = buckets::conversation_bucket(created_at);
     session
         .execute_unpaged(
             &prepared("insert_conversation_message").await?,
-            (
-                "smoke-conversation",
-                bucket,
-                row.created_at.as_micros(),
-                id.as_str(),
-            ),
+            ("smoke-conversation", bucket, created_at.as_micros(), id.as_str()),
         )
         .await
         .map_err(|e| errors::unavailable("insert conversation row", e))?;

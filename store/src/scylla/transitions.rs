@@ -1,9 +1,10 @@
 //! A status change as read → decide → conditional write → (on a lost
 //! race) read again and decide again.
 //!
-//! The state machine is [`chat4all_domain::decide`]; this module only
-//! feeds it the message's current state and writes what it decided, if
-//! nobody changed the message in between. It is written over
+//! The state machine is [`chat4all_domain::decide`], applied as every
+//! backend applies it ([`DeliveryState::decide`]); this module only feeds
+//! it the message's current state and writes what it decided, if nobody
+//! changed the message in between. It is written over
 //! [`StateStore`], the two things it needs from a database, so the retry
 //! and decision logic is tested here with an in-memory table that loses
 //! races on cue.
@@ -18,10 +19,10 @@
 
 use std::future::Future;
 
-use chat4all_domain::{Decision, DeliveryStatus, MessageId, Timeline, Timestamp, decide};
-use chat4all_proto::v1 as pb;
+use chat4all_domain::{MessageId, Timestamp};
 
 use super::errors::CasOutcome;
+use crate::stored_rows::DeliveryState;
 use crate::{StatusChange, StoreError, TransitionOutcome};
 
 /// How many times a change is decided again after losing a race before the
@@ -32,13 +33,7 @@ pub(super) const MAX_ATTEMPTS: u32 = 16;
 /// What a transition reads and writes of a message.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct State {
-    pub(super) status: DeliveryStatus,
-    pub(super) timeline: Timeline,
-    /// Describes the current status: set on FAILED, cleared when a receipt
-    /// supersedes it.
-    pub(super) failure: Option<pb::Failure>,
-    /// The platform's id for the message; the first one recorded stays.
-    pub(super) platform_message_id: Option<String>,
+    pub(super) delivery: DeliveryState,
     /// Bumped by every write of the state; the condition of the next.
     pub(super) version: i64,
 }
@@ -56,31 +51,8 @@ pub(super) struct Plan {
 /// Offers `change` to the state machine against `state`. Pure.
 pub(super) fn plan(state: &State, change: &StatusChange) -> Plan {
     let mut next = state.clone();
-    let (outcome, at) = match decide(state.status, &state.timeline, change.status, change.at) {
-        Decision::Advance(at) => {
-            next.status = change.status;
-            next.timeline.set(change.status, at);
-            // The failure describes the current status: a receipt that
-            // supersedes FAILED clears it (the history keeps it).
-            next.failure = if change.status == DeliveryStatus::Failed {
-                change.failure.clone()
-            } else {
-                None
-            };
-            (TransitionOutcome::Applied, Some(at))
-        }
-        Decision::Backfill(at) => {
-            next.timeline.set(change.status, at);
-            (TransitionOutcome::Backfilled, Some(at))
-        }
-        Decision::Repeat => (TransitionOutcome::Repeat, None),
-        Decision::Reject => (TransitionOutcome::Rejected, None),
-    };
-    // Whatever the decision: even a late SENT tells the platform's id,
-    // which later receipts will name. The first id recorded stays.
-    if next.platform_message_id.is_none() {
-        next.platform_message_id = change.platform_message_id.clone().filter(|p| !p.is_empty());
-    }
+    let (outcome, at) = next.delivery.decide(change);
+    next.delivery.record_platform_id(change);
     let changed = next != *state;
     if changed {
         next.version = state.version.saturating_add(1);
@@ -144,24 +116,19 @@ pub(super) async fn apply<S: StateStore>(
     let mut conflicts = 0;
     for _ in 0..MAX_ATTEMPTS {
         let plan = plan(&state, change);
+        let decided = |before, after| Decided {
+            outcome: plan.outcome,
+            at: plan.at,
+            before,
+            after,
+            conflicts,
+        };
         let Some(next) = plan.next else {
-            return Ok(Some(Decided {
-                outcome: plan.outcome,
-                at: plan.at,
-                after: state.clone(),
-                before: state,
-                conflicts,
-            }));
+            return Ok(Some(decided(state.clone(), state)));
         };
         let outcome = store.write(id, &state, &next).await?;
         if outcome == CasOutcome::Applied {
-            return Ok(Some(Decided {
-                outcome: plan.outcome,
-                at: plan.at,
-                before: state,
-                after: next,
-                conflicts,
-            }));
+            return Ok(Some(decided(state, next)));
         }
         let Some(now) = store.read(id, true).await? else {
             return Err(StoreError::Corrupt(format!(
@@ -171,13 +138,7 @@ pub(super) async fn apply<S: StateStore>(
         // A timed-out round that went through after all left exactly what
         // was proposed, version included: that write is this one.
         if outcome == CasOutcome::Unknown && now == next {
-            return Ok(Some(Decided {
-                outcome: plan.outcome,
-                at: plan.at,
-                before: state,
-                after: next,
-                conflicts,
-            }));
+            return Ok(Some(decided(state, next)));
         }
         conflicts += 1;
         metrics::counter!("chat4all_store_transition_conflicts_total").increment(1);
@@ -196,6 +157,8 @@ mod tests {
     use std::sync::Mutex;
 
     use chat4all_domain::DeliveryStatus::{Accepted, Delivered, Failed, Read, Routed, Sent};
+    use chat4all_domain::{DeliveryStatus, Timeline};
+    use chat4all_proto::v1 as pb;
 
     use super::*;
     use crate::MessageRef;
@@ -208,10 +171,12 @@ mod tests {
         let mut timeline = Timeline::default();
         timeline.set(Accepted, t(0));
         State {
-            status: Accepted,
-            timeline,
-            failure: None,
-            platform_message_id: None,
+            delivery: DeliveryState {
+                status: Accepted,
+                timeline,
+                failure: None,
+                platform_message_id: None,
+            },
             version: 0,
         }
     }
@@ -300,8 +265,8 @@ mod tests {
         let p = plan(&state, &change(Sent, 2));
         assert_eq!((p.outcome, p.at), (TransitionOutcome::Applied, Some(t(2))));
         let next = p.next.unwrap();
-        assert_eq!((next.status, next.version), (Sent, 1));
-        assert_eq!(next.timeline.get(Sent), Some(t(2)));
+        assert_eq!((next.delivery.status, next.version), (Sent, 1));
+        assert_eq!(next.delivery.timeline.get(Sent), Some(t(2)));
 
         let p = plan(&next, &change(Sent, 5));
         assert_eq!(
@@ -318,7 +283,7 @@ mod tests {
         let p = plan(&next, &change(Routed, 1));
         assert_eq!((p.outcome, p.at), (TransitionOutcome::Backfilled, Some(t(1))));
         let backfilled = p.next.unwrap();
-        assert_eq!(backfilled.status, Sent, "a backfill keeps the status");
+        assert_eq!(backfilled.delivery.status, Sent, "a backfill keeps the status");
         assert_eq!(backfilled.version, 2);
     }
 
@@ -327,21 +292,19 @@ mod tests {
         let mut sent = change(Sent, 2);
         sent.platform_message_id = Some("wamid.1".into());
         let first = plan(&accepted(), &sent).next.unwrap();
-        assert_eq!(first.platform_message_id.as_deref(), Some("wamid.1"));
+        assert_eq!(first.delivery.platform_message_id.as_deref(), Some("wamid.1"));
 
         let mut again = change(Sent, 2);
         again.platform_message_id = Some("wamid.2".into());
         assert_eq!(plan(&first, &again).next, None, "the first id stays");
 
         // A repeat that brings the first id still records it.
-        let without_id = State {
-            platform_message_id: None,
-            ..first.clone()
-        };
+        let mut without_id = first.clone();
+        without_id.delivery.platform_message_id = None;
         let p = plan(&without_id, &again);
         assert_eq!(p.outcome, TransitionOutcome::Repeat);
         let next = p.next.unwrap();
-        assert_eq!(next.platform_message_id.as_deref(), Some("wamid.2"));
+        assert_eq!(next.delivery.platform_message_id.as_deref(), Some("wamid.2"));
         assert_eq!(next.version, without_id.version + 1);
         // An empty id is no id.
         let mut empty = change(Sent, 2);
@@ -358,10 +321,10 @@ mod tests {
         let mut failed = change(Failed, 2);
         failed.failure = Some(failure.clone());
         let state = plan(&accepted(), &failed).next.unwrap();
-        assert_eq!(state.failure, Some(failure));
+        assert_eq!(state.delivery.failure, Some(failure));
         let delivered = plan(&state, &change(Delivered, 3)).next.unwrap();
-        assert_eq!(delivered.status, Delivered);
-        assert_eq!(delivered.failure, None);
+        assert_eq!(delivered.delivery.status, Delivered);
+        assert_eq!(delivered.delivery.failure, None);
     }
 
     #[tokio::test]
@@ -376,7 +339,7 @@ mod tests {
             (d.outcome, d.at, d.conflicts),
             (TransitionOutcome::Applied, Some(t(1)), 0)
         );
-        assert_eq!(d.before.status, Accepted);
+        assert_eq!(d.before.delivery.status, Accepted);
         assert_eq!(d.after, table.state());
         assert_eq!(*table.writes.lock().unwrap(), 1);
         assert_eq!(*table.reads.lock().unwrap(), [false]);
@@ -394,10 +357,10 @@ mod tests {
         assert_eq!(d.outcome, TransitionOutcome::Backfilled);
         assert_eq!(d.at, Some(t(5)));
         assert_eq!(d.conflicts, 1);
-        assert_eq!(d.before.status, Read);
+        assert_eq!(d.before.delivery.status, Read);
         let stored = table.state();
-        assert_eq!(stored.status, Read);
-        assert_eq!(stored.timeline.get(Delivered), Some(t(5)));
+        assert_eq!(stored.delivery.status, Read);
+        assert_eq!(stored.delivery.timeline.get(Delivered), Some(t(5)));
         assert_eq!(stored.version, 2);
         assert_eq!(
             *table.reads.lock().unwrap(),
@@ -432,7 +395,7 @@ mod tests {
             TransitionOutcome::Rejected,
             "the other writer timed SENT"
         );
-        assert_eq!(table.state().timeline.get(Sent), Some(t(2)));
+        assert_eq!(table.state().delivery.timeline.get(Sent), Some(t(2)));
     }
 
     #[tokio::test]

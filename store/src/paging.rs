@@ -1,9 +1,10 @@
-//! Page cursors and page sizes.
+//! Page sizes and channel-page cursors, one rule for every backend, so a
+//! caller gets the same page from any of them.
 //!
-//! A conversation page's cursor is [`crate::MessageCursor`], shared by every
-//! backend. A channel page's cursor is the last channel's id, hex-encoded: ids are
-//! free text (a migrated channel keeps its legacy id), and the encoding
-//! keeps the cursor opaque and lets a hand-made one be refused.
+//! A conversation page's cursor is [`crate::MessageCursor`]. A channel
+//! page's cursor is the last channel's id, hex-encoded: ids are free text (a
+//! migrated channel keeps its legacy id), and the encoding keeps the cursor
+//! opaque and lets a hand-made one be refused.
 
 use crate::StoreError;
 use crate::model::CURSOR_FIELD;
