@@ -196,9 +196,16 @@ async fn a_delivery_is_one_trace_across_every_hop_and_metrics_count_it() {
     let platform_saw = platform_calls
         .into_iter()
         .find(|c| c.text == "traced hello")
-        .and_then(|c| c.traceparent)
         .unwrap();
-    assert_eq!(platform_saw, format!("00-{CLIENT_TRACE}-{}-01", http.span_id));
+    assert_eq!(
+        platform_saw.traceparent.unwrap(),
+        format!("00-{CLIENT_TRACE}-{}-01", http.span_id)
+    );
+    assert_eq!(
+        platform_saw.tracestate.as_deref(),
+        Some("vendor=chat4all-test"),
+        "tracestate reaches the platform too"
+    );
     // Each receipt comes back in the same trace, under the platform call.
     let receipts: Vec<&ReceivedSpan> = spans
         .iter()

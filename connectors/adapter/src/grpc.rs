@@ -144,10 +144,13 @@ impl<A: PlatformAdapter> pb::connector_server::Connector for ConnectorService<A>
         });
         let traceparent = call.context().to_string();
         let started = Instant::now();
-        let result = self
-            .adapter
-            .send(&request, Some(&traceparent))
-            .instrument(span.clone())
+        let result = crate::http_client::CALL_TRACE
+            .scope(
+                call.context().clone(),
+                self.adapter
+                    .send(&request, Some(&traceparent))
+                    .instrument(span.clone()),
+            )
             .await;
         if let Err(error) = &result {
             call.record(|| {

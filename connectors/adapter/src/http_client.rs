@@ -10,11 +10,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chat4all_proto::v1 as pb;
+use chat4all_telemetry::TraceContext;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::Serialize;
 
 use crate::{AdapterError, graph};
+
+tokio::task_local! {
+    /// The platform call's trace context, set by the kit around
+    /// `PlatformAdapter::send`: adapters pass on the `traceparent` string,
+    /// and this keeps the `tracestate` that came with it.
+    pub(crate) static CALL_TRACE: TraceContext;
+}
 
 /// Sends `body` as JSON on `call` (the platform's URL and credentials
 /// already set), with the message's W3C `traceparent` so the platform call
@@ -30,7 +38,14 @@ pub async fn send_json<B: Serialize + ?Sized>(
 ) -> Result<Option<Bytes>, pb::PlatformError> {
     let mut call = call.header(CONTENT_TYPE, "application/json").json(body);
     // Written as every other hop writes it; a malformed one is not passed on.
-    if let Some(trace) = traceparent.and_then(chat4all_telemetry::TraceContext::parse) {
+    // The kit's platform-call span, when it is the one named, brings its
+    // tracestate along.
+    let current = CALL_TRACE.try_with(Clone::clone).ok();
+    let trace = match (traceparent, current) {
+        (Some(given), Some(current)) if current.to_string() == given => Some(current),
+        (given, _) => given.and_then(TraceContext::parse),
+    };
+    if let Some(trace) = trace {
         let mut headers = HeaderMap::new();
         trace.inject(&mut headers);
         call = call.headers(headers);

@@ -174,6 +174,10 @@ async fn send(
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        tracestate: headers
+            .get("tracestate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         opaque: metadata.clone(),
         platform_message_id: accepted.as_ref().map(|(mid, _)| mid.clone()),
         http_status: refused.as_ref().map_or(200, |(f, _)| f.http_status),

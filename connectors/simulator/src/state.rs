@@ -40,6 +40,8 @@ pub struct ReceivedSend {
     pub text: String,
     /// The `traceparent` header of the call.
     pub traceparent: Option<String>,
+    /// The `tracestate` header of the call.
+    pub tracestate: Option<String>,
     /// The sender's opaque data (`biz_opaque_callback_data`).
     pub opaque: Option<String>,
     /// The id the simulator returned (a wamid), when it accepted the send.

@@ -205,6 +205,10 @@ async fn send(
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        tracestate: headers
+            .get("tracestate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         opaque: opaque.clone(),
         platform_message_id: wamid,
         http_status,

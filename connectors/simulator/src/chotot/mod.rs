@@ -275,6 +275,10 @@ async fn send(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        tracestate: headers
+            .get("tracestate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         opaque: None,
         platform_message_id,
         http_status,
