@@ -31,10 +31,15 @@ impl TailConsumer {
         tokio::task::spawn_blocking(move || {
             let consumer: StreamConsumer = config.create()?;
             let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            // The end as of now, read here: `Offset::End` would be resolved
+            // only when the partition's first fetch goes out, and a record
+            // appended before that, such as a message's CREATED right after
+            // a watcher subscribed, would be skipped.
             let mut assignment = TopicPartitionList::new();
             for t in metadata.topics() {
                 for p in t.partitions() {
-                    assignment.add_partition_offset(&topic, p.id(), Offset::End)?;
+                    let (_, high) = consumer.fetch_watermarks(&topic, p.id(), Duration::from_secs(10))?;
+                    assignment.add_partition_offset(&topic, p.id(), Offset::Offset(high))?;
                 }
             }
             consumer.assign(&assignment)?;
