@@ -12,6 +12,7 @@
 //! `watchers` the fan-out of `message-events` to streams.
 
 mod channels;
+pub mod cli;
 pub mod config;
 mod history;
 mod publish;
@@ -145,6 +146,9 @@ impl BoundGateway {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
             .await;
         let _ = tokio::join!(tail_task, closer, reconciler);
+        if let Some(fatal) = producer.fatal_error() {
+            anyhow::bail!("the Kafka producer failed for good: {fatal}");
+        }
         producer
             .flush(std::time::Duration::from_secs(10))
             .await

@@ -39,7 +39,17 @@ pub(crate) async fn run(
         match once(&store, &producer, &tracer, config).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "re-published messages stuck in ACCEPTED"),
-            Err(error) => tracing::warn!(%error, "reconciliation failed; next round retries"),
+            Err(error) => {
+                if let Some(fatal) = producer.fatal_error() {
+                    // No round can succeed on this producer (tansu restarted
+                    // and fenced it): the process stops, to be started again
+                    // with a new one.
+                    tracing::error!(%error, %fatal, "the Kafka producer failed for good; stopping");
+                    shutdown.cancel();
+                    return;
+                }
+                tracing::warn!(%error, "reconciliation failed; next round retries");
+            }
         }
     }
 }

@@ -4,10 +4,16 @@
 //! cluster as Kafka, the embedded store, the platform simulator): what
 //! `chat4all dev`, the end-to-end tests and the benchmark run. [`client`]
 //! holds the `send`, `status` and `watch` commands; [`bench`] the benchmark.
+//! [`services`] runs any one service (`chat4all run <service>`), and
+//! [`topology`] runs each service as its own process on a real broker
+//! (`chat4all topology`).
 
 pub mod bench;
 pub mod client;
 pub mod migrate;
+pub mod services;
 pub mod system;
+pub mod topology;
 
 pub use system::{System, SystemConfig};
+pub use topology::{Topology, TopologyConfig};

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use chat4all::{System, SystemConfig, bench, client};
+use chat4all::{System, SystemConfig, Topology, TopologyConfig, bench, client};
 use chat4all_proto::v1::{self as pb, SendMessageRequest};
 use clap::{Parser, Subcommand};
 
@@ -22,6 +22,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once and consumed at once: a large variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Runs every service in this process: Kafka as librdkafka's mock
@@ -66,6 +68,19 @@ enum Command {
         #[arg(long, env = "CHAT4ALL_GATEWAY", default_value = "http://127.0.0.1:50051")]
         gateway: String,
     },
+    /// Runs every service as its own process on a real Kafka-protocol
+    /// broker (tansu), on this machine; Ctrl-C stops them all, the broker
+    /// last.
+    Topology {
+        #[command(flatten)]
+        config: TopologyConfig,
+    },
+    /// Runs one service, with the flags of its own binary
+    /// (`chat4all run router …` is `chat4all-router …`).
+    Run {
+        #[command(subcommand)]
+        service: chat4all::services::Service,
+    },
     /// Creates every topic Chat4All uses on a Kafka cluster (existing ones
     /// are left alone).
     CreateTopics {
@@ -108,14 +123,29 @@ enum Migration {
         #[command(flatten)]
         store: chat4all_store::grpc::StoreArgs,
     },
+    /// The store's keyspace on ScyllaDB/Cassandra: created if absent, then
+    /// brought to this version's schema. Running it again changes nothing.
+    Schema {
+        #[command(flatten)]
+        scylla: chat4all_store::scylla::ScyllaConfig,
+    },
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // One line a cause, never a backtrace: the CLI's errors are the user's
     // to read (a refused request, an unreachable gateway).
-    match run(Cli::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    // A service run here keeps its own exit codes (EX_USAGE for a
+    // configuration it refuses).
+    let result = match cli.command {
+        Command::Run { service } => chat4all::services::run(service).await,
+        command => run(Cli { command })
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
         Err(error) => {
             eprintln!("chat4all: {error:#}");
             std::process::ExitCode::FAILURE
@@ -142,6 +172,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             chat4all_telemetry::shutdown_signal().await;
             system.stop().await
         }
+        Command::Topology { config } => topology(config).await,
+        Command::Run { service } => chat4all::services::run(service).await.map(drop),
         Command::Send {
             to,
             text,
@@ -223,10 +255,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+        Command::Migrate {
+            what: Migration::Schema { scylla },
+        } => {
+            println!("{}", chat4all::migrate::schema(&scylla).await?);
+            Ok(())
+        }
         Command::Bench { options, data_dir } => {
             let report = bench::run(options, data_dir).await.context("benchmark")?;
             println!("{report}");
             Ok(())
         }
     }
+}
+
+/// `chat4all topology`: starts it, says where everything is, reports a
+/// process that died (the topology starts it again), and stops it all on
+/// Ctrl-C or SIGTERM.
+async fn topology(config: TopologyConfig) -> anyhow::Result<()> {
+    let shutdown = chat4all_telemetry::shutdown_signal();
+    tokio::pin!(shutdown);
+    let storage = config.broker_storage.clone();
+    println!("starting the broker and every service, each its own process…");
+    let topology = tokio::select! {
+        started = Topology::start(config) => started?,
+        // Dropping the half-started topology kills what it started.
+        () = &mut shutdown => return Ok(()),
+    };
+    println!("chat4all topology is running");
+    println!("  gateway    {}", topology.gateway_url());
+    println!("  store      http://{}", topology.store_addr);
+    println!("  simulator  {}", topology.simulator_url());
+    println!("  kafka      {} (tansu, {storage})", topology.kafka.bootstrap);
+    println!("  logs       {}", topology.log_dir.display());
+    print!("{}", topology.describe());
+    println!(
+        "try: chat4all send --to whatsapp:15551234567 --text hi --gateway {}",
+        topology.gateway_url()
+    );
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                for death in topology.take_deaths() {
+                    eprintln!(
+                        "chat4all: {} exited ({}) and is started again; its log: {}",
+                        death.name,
+                        death.status,
+                        topology.log_dir.join(format!("{}.log", death.name)).display()
+                    );
+                }
+            }
+        }
+    }
+    println!("stopping every service, then the broker…");
+    topology.stop().await
 }

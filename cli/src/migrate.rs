@@ -1,5 +1,6 @@
 //! `chat4all migrate channels`: legacy channel documents (one JSON object a
 //! line, as `mongoexport` writes them) into the vendor + metadata model.
+//! (`chat4all migrate schema`, the store's CQL schema, is [`schema`].)
 //!
 //! A legacy document carries `external_channel_id`, `item_name` and
 //! `item_price`; the Chotot plan moves the first into `vendor` (every
@@ -57,6 +58,23 @@ impl fmt::Display for Report {
             self.rejected.len()
         )
     }
+}
+
+/// `chat4all migrate schema`: creates the store's keyspace if absent and
+/// applies the schema versions it lacks, as a store does at start-up; for a
+/// deployment that migrates once before its stores start.
+pub async fn schema(
+    config: &chat4all_store::scylla::ScyllaConfig,
+) -> anyhow::Result<chat4all_store::scylla::MigrationReport> {
+    chat4all_store::scylla::migrate_schema(config)
+        .await
+        .with_context(|| {
+            format!(
+                "migrating keyspace {} on {}",
+                config.keyspace,
+                config.nodes.join(",")
+            )
+        })
 }
 
 /// Migrates every line of `path` into `store`.

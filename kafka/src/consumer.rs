@@ -18,6 +18,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 
 use crate::lag::LagContext;
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::{KafkaArgs, KafkaError, Producer, RecordHeaders, topics};
@@ -107,6 +108,10 @@ pub async fn consume<H: BatchHandler>(
     let producer = Producer::new(args, &settings.group_id)?;
     let consumer = BatchConsumer::new(args, settings, producer.clone())?;
     consumer.run(make(producer.clone()), shutdown).await;
+    if producer.fatal_error().is_some() {
+        // The process ends so that it is started again with a new producer.
+        return Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fatal));
+    }
     producer.flush(Duration::from_secs(10)).await
 }
 
@@ -182,6 +187,12 @@ impl BatchConsumer {
                 match handler.handle(&batch).await {
                     Ok(dead) => break dead,
                     Err(error) => {
+                        if let Some(fatal) = dead_letters.fatal_error() {
+                            // Retrying cannot help; not committed, so the
+                            // batch comes back to the next producer.
+                            tracing::error!(%group, %error, %fatal, "producer failed for good; stopping");
+                            break 'outer;
+                        }
                         metrics::counter!("chat4all_consumer_batch_retries_total", "group" => group.clone())
                             .increment(1);
                         tracing::warn!(%group, %error, records = batch.len(), "batch failed, retrying");

@@ -78,6 +78,17 @@ impl Producer {
         self.enqueue(topic, key, payload, headers).await?.acked().await
     }
 
+    /// Why librdkafka gave up on this producer for good, if it has: an
+    /// idempotent producer whose sequence the broker no longer accepts
+    /// (tansu restarted, or back empty) fails every record from then on,
+    /// and only a new producer, i.e. a restarted process, sends again.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.inner
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{code:?}: {reason}"))
+    }
+
     /// Waits until every enqueued record is acked (at shutdown).
     pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         let inner = self.inner.clone();

@@ -9,6 +9,7 @@
 //!   window), in its channel (found or created) → `message-events`, where
 //!   the gateway's watchers see it.
 
+pub mod cli;
 mod inbound;
 pub mod loop_guard;
 mod outbound;

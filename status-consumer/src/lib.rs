@@ -6,6 +6,7 @@
 //! produced to `message-events` for the watchers. Updates of one message
 //! come in partition order, since they share the conversation key.
 
+pub mod cli;
 
 use anyhow::Context as _;
 use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};

@@ -37,6 +37,7 @@ pub mod grpc;
 pub mod http_client;
 pub mod meta;
 pub mod platform;
+pub mod process;
 pub mod secret;
 pub mod server;
 pub mod signature;

@@ -11,6 +11,7 @@
 //! For composition in one process: [`bind`] (listeners open, addresses
 //! known) then [`BoundAdapter::run`]; or [`run`] for both.
 
+pub mod cli;
 pub mod config;
 
 pub use chat4all_adapter::BoundAdapter;

@@ -10,6 +10,7 @@
 //!   `status-updates` and user messages to `inbound`.
 
 pub mod breaker;
+pub mod cli;
 pub mod config;
 mod events;
 mod limiter;

@@ -28,6 +28,7 @@
 
 pub mod args;
 mod chotot;
+pub mod cli;
 pub mod config;
 mod faults;
 mod graph;

@@ -18,6 +18,7 @@
 //! For composition in one process: [`bind`] (listeners open, addresses
 //! known) then [`BoundAdapter::run`]; or [`run`] for both.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -15,6 +15,7 @@
 //! known) then [`BoundAdapter::run`]; or [`run`] for both.
 
 pub mod callback;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;

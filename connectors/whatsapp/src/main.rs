@@ -1,41 +1,7 @@
 //! `chat4all-whatsapp`: the WhatsApp adapter as its own process, beside a
 //! connector sidecar in the WhatsApp connector pod.
 
-use std::process::ExitCode;
-use std::time::Duration;
-
-use clap::Parser;
-
-/// The WhatsApp Business Cloud API adapter.
-#[derive(Debug, Parser)]
-#[command(name = "chat4all-whatsapp", version, about)]
-struct Cli {
-    #[command(flatten)]
-    telemetry: chat4all_telemetry::TelemetryArgs,
-    #[command(flatten)]
-    whatsapp: chat4all_whatsapp::WhatsAppConfig,
-}
-
-/// EX_USAGE: bad configuration, refused before any port is bound.
-const EXIT_CONFIG: u8 = 64;
-
 #[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    if let Err(e) = cli.whatsapp.validate() {
-        eprintln!("chat4all-whatsapp: refusing to start: {e}");
-        return Ok(ExitCode::from(EXIT_CONFIG));
-    }
-    let process = chat4all_telemetry::Process {
-        name: "whatsapp-adapter",
-        telemetry: &cli.telemetry,
-        // Health is served on the adapter's own gRPC port.
-        health: None,
-        drain: Duration::from_secs(30),
-    };
-    let config = cli.whatsapp.clone();
-    process
-        .run(|shutdown| async move { chat4all_whatsapp::bind(config).await?.run(shutdown).await })
-        .await?;
-    Ok(ExitCode::SUCCESS)
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    chat4all_whatsapp::cli::run(clap::Parser::parse()).await
 }

