@@ -16,7 +16,10 @@ pub fn send(tracer: &HopTracer, topic: &str, parent: Option<&TraceContext>, mess
     let mut hop = tracer.start(name(tracer, "send", topic), HopKind::Producer, parent);
     hop.record(|| {
         let mut a = attributes::kafka(topic, "send").to_vec();
-        a.push(attributes::message_id(message_id));
+        // An inbound record has no id of ours yet.
+        if !message_id.is_empty() {
+            a.push(attributes::message_id(message_id));
+        }
         a
     });
     hop
