@@ -29,7 +29,14 @@ const PACE: Duration = Duration::from_millis(40);
 pub(crate) struct TestTopology {
     pub(crate) topology: Option<Topology>,
     pub(crate) dir: tempfile::TempDir,
+    /// Held to the end (declared last, dropped last): one topology at a time.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
+
+/// A topology is a broker and some fifteen processes: two cores run one at
+/// a time well, four at once starve each other's consumers past the tests'
+/// patience.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl TestTopology {
     /// The test configuration: ports picked at run time, a reconciler that
@@ -44,10 +51,15 @@ impl TestTopology {
     }
 
     pub(crate) async fn start(configure: impl FnOnce(&mut TopologyConfig)) -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = Self::config(&dir);
         configure(&mut config);
-        let mut t = Self { topology: None, dir };
+        let mut t = Self {
+            topology: None,
+            dir,
+            _turn: turn,
+        };
         t.topology = Some(Topology::start(config).await.unwrap());
         t
     }
