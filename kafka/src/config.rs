@@ -20,6 +20,17 @@ pub struct KafkaArgs {
         default_value_t = 100
     )]
     pub fetch_wait_ms: u32,
+    /// How long a partition may fail every record, with none acked, before
+    /// the producer counts as failed for good and the service stops to be
+    /// started again. librdkafka retries some states forever (an idempotent
+    /// producer whose id a broker that came back empty no longer knows);
+    /// only a new producer gets out of them.
+    #[arg(
+        long = "kafka-producer-stall-secs",
+        env = "CHAT4ALL_KAFKA_PRODUCER_STALL_SECS",
+        default_value_t = 60
+    )]
+    pub producer_stall_secs: u64,
 }
 
 impl KafkaArgs {
@@ -27,6 +38,7 @@ impl KafkaArgs {
         Self {
             bootstrap: bootstrap.into(),
             fetch_wait_ms: 100,
+            producer_stall_secs: 60,
         }
     }
 

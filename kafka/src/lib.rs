@@ -13,6 +13,7 @@ pub mod hops;
 mod lag;
 pub mod mock;
 mod producer;
+mod stalls;
 pub mod tail;
 pub mod topics;
 

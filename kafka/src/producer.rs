@@ -2,27 +2,41 @@
 //! librdkafka at once (so records enqueued one after another keep that order
 //! on their partition) and returns a [`Delivery`] to await the broker's ack.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::Message as _;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::stalls::Stalls;
 use crate::{KafkaArgs, RecordHeaders};
 
 #[derive(Clone)]
 pub struct Producer {
     inner: FutureProducer,
+    stalls: Arc<Stalls>,
 }
 
 /// The broker's answer for one enqueued record.
-pub struct Delivery(DeliveryFuture);
+pub struct Delivery {
+    future: DeliveryFuture,
+    topic: String,
+    stalls: Arc<Stalls>,
+}
 
 impl Delivery {
     pub async fn acked(self) -> Result<(), KafkaError> {
-        match self.0.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((e, _))) => Err(e),
+        match self.future.await {
+            Ok(Ok(delivered)) => {
+                self.stalls.acked(&self.topic, delivered.partition);
+                Ok(())
+            }
+            Ok(Err((e, record))) => {
+                self.stalls.failed(&self.topic, record.partition(), &e);
+                Err(e)
+            }
             Err(_) => Err(KafkaError::Canceled),
         }
     }
@@ -40,7 +54,10 @@ impl Producer {
             .set("linger.ms", "1")
             .set("message.timeout.ms", "30000")
             .create()?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            stalls: Arc::new(Stalls::new(Duration::from_secs(args.producer_stall_secs))),
+        })
     }
 
     /// Hands one record to librdkafka now; await the result for the ack.
@@ -57,7 +74,13 @@ impl Producer {
                 .payload(payload)
                 .headers(headers.to_kafka());
             match self.inner.send_result(record) {
-                Ok(delivery) => return Ok(Delivery(delivery)),
+                Ok(future) => {
+                    return Ok(Delivery {
+                        future,
+                        topic: topic.to_owned(),
+                        stalls: Arc::clone(&self.stalls),
+                    });
+                }
                 // librdkafka's queue is full: back off until it drains.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -78,15 +101,17 @@ impl Producer {
         self.enqueue(topic, key, payload, headers).await?.acked().await
     }
 
-    /// Why librdkafka gave up on this producer for good, if it has: an
-    /// idempotent producer whose sequence the broker no longer accepts
-    /// (tansu restarted, or back empty) fails every record from then on,
-    /// and only a new producer, i.e. a restarted process, sends again.
+    /// Why this producer is failed for good, if it is: librdkafka gave up
+    /// on it (an idempotent producer whose sequence the broker no longer
+    /// accepts, after tansu restarted or came back empty), or a partition
+    /// has acked nothing for the stall limit. Either way only a new
+    /// producer, i.e. a restarted process, sends again.
     pub fn fatal_error(&self) -> Option<String> {
         self.inner
             .client()
             .fatal_error()
             .map(|(code, reason)| format!("{code:?}: {reason}"))
+            .or_else(|| self.stalls.stalled())
     }
 
     /// Waits until every enqueued record is acked (at shutdown).
