@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chat4all_domain::Platform;
-use chat4all_kafka::{Producer, hops, topics};
+use chat4all_kafka::{Producer, RecordHeaders, hops, topics};
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient, platform_event};
 use chat4all_telemetry::{HopTracer, TraceContext};
 use prost::Message as _;
@@ -37,7 +37,7 @@ pub(crate) async fn pump(
                         next = stream.message() => next,
                     };
                     match next {
-                        Ok(Some(event)) => publish(&producer, &tracer, platform, event).await,
+                        Ok(Some(event)) => publish(&producer, &tracer, platform, event, &shutdown).await,
                         Ok(None) => break,
                         Err(status) => {
                             tracing::warn!(%platform, %status, "adapter event stream broke");
@@ -56,7 +56,13 @@ pub(crate) async fn pump(
     }
 }
 
-async fn publish(producer: &Producer, tracer: &HopTracer, platform: Platform, event: pb::PlatformEvent) {
+async fn publish(
+    producer: &Producer,
+    tracer: &HopTracer,
+    platform: Platform,
+    event: pb::PlatformEvent,
+    shutdown: &CancellationToken,
+) {
     // The adapter's webhook span, when the platform carried the trace back.
     let parent = TraceContext::parse(&event.traceparent);
     let (topic, key, payload, message_id) = match event.event {
@@ -98,14 +104,50 @@ async fn publish(producer: &Producer, tracer: &HopTracer, platform: Platform, ev
     if message_id.is_empty() {
         headers.message_id = None;
     }
-    match producer.enqueue(topic, &key, &payload, &headers).await {
-        Ok(delivery) => {
-            tokio::spawn(async move {
-                if let Err(error) = delivery.acked().await {
-                    tracing::warn!(%error, topic, "platform event not produced");
-                }
-            });
+    // The pump goes on to the next event while this one waits for its ack,
+    // so a slow broker does not hold the webhooks up.
+    tokio::spawn(produce_until_acked(
+        producer.clone(),
+        topic,
+        key,
+        payload,
+        headers,
+        shutdown.clone(),
+    ));
+}
+
+/// Produces one event until the broker acks it. A producer failed for good
+/// stops the sidecar, to be started again with a new one: the event in hand
+/// is then lost, since the adapter let go of it when it was streamed.
+async fn produce_until_acked(
+    producer: Producer,
+    topic: &'static str,
+    key: String,
+    payload: Vec<u8>,
+    headers: RecordHeaders,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let acked = match producer.enqueue(topic, &key, &payload, &headers).await {
+            Ok(delivery) => delivery.acked().await,
+            Err(error) => Err(error),
+        };
+        let Err(error) = acked else { return };
+        let message_id = headers.message_id.as_deref().unwrap_or("");
+        if let Some(fatal) = producer.fatal_error() {
+            tracing::error!(%error, %fatal, topic, message_id, "platform event lost: the Kafka producer failed for good; stopping");
+            shutdown.cancel();
+            return;
         }
-        Err(error) => tracing::warn!(%error, topic, "platform event not produced"),
+        tracing::warn!(%error, topic, message_id, "platform event not produced yet; retrying");
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                tracing::error!(topic, message_id, "platform event lost: stopped before the broker acked it");
+                return;
+            }
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
