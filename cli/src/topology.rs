@@ -108,6 +108,11 @@ pub struct TopologyConfig {
     /// How often it looks for them.
     #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reconcile_every: Duration,
+    /// How long a service's Kafka producer may fail every record of a
+    /// partition before the service stops, to be started again with a new
+    /// one (see `--kafka-producer-stall-secs`).
+    #[arg(long, env = "CHAT4ALL_KAFKA_PRODUCER_STALL_SECS", default_value_t = 60)]
+    pub producer_stall_secs: u64,
     /// How long a process may take to stop after SIGTERM before SIGKILL.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
     pub stop_timeout: Duration,
@@ -143,6 +148,7 @@ impl TopologyConfig {
             connector_rate: 100_000.0,
             reconcile_after: Duration::from_secs(60),
             reconcile_every: Duration::from_secs(10),
+            producer_stall_secs: 60,
             stop_timeout: Duration::from_secs(20),
             log_filter: "info".to_owned(),
             binary: Some(binary.into()),

@@ -164,7 +164,14 @@ impl Plan {
             };
             Service::new(name, tier, launch, probe, listens)
         };
-        let kafka_flags = || vec!["--kafka-bootstrap".to_owned(), bootstrap.clone()];
+        let kafka_flags = || {
+            vec![
+                "--kafka-bootstrap".to_owned(),
+                bootstrap.clone(),
+                "--kafka-producer-stall-secs".to_owned(),
+                config.producer_stall_secs.to_string(),
+            ]
+        };
         let store_flags = || vec!["--store-addr".to_owned(), store_url.clone()];
 
         services.push(service(
