@@ -40,11 +40,13 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 impl TestTopology {
     /// The test configuration: ports picked at run time, a reconciler that
-    /// re-publishes after two seconds rather than a minute.
+    /// re-publishes after two seconds rather than a minute, and producers
+    /// given up on after ten seconds of failing rather than a minute.
     pub(crate) fn config(dir: &tempfile::TempDir) -> TopologyConfig {
         TopologyConfig {
             reconcile_after: Duration::from_secs(2),
             reconcile_every: Duration::from_millis(500),
+            producer_stall_secs: 10,
             stop_timeout: Duration::from_secs(15),
             ..TopologyConfig::ephemeral(dir.path(), env!("CARGO_BIN_EXE_chat4all"))
         }
@@ -81,6 +83,18 @@ impl TestTopology {
 
 impl Drop for TestTopology {
     fn drop(&mut self) {
+        // For a look at a passing run too: every process's whole log.
+        if let Some(keep) = std::env::var_os("CHAT4ALL_TEST_LOGS_DIR") {
+            let to = std::path::Path::new(&keep).join(self.dir.path().file_name().unwrap_or_default());
+            let _ = std::fs::create_dir_all(&to);
+            for entry in std::fs::read_dir(self.dir.path().join("logs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+            }
+        }
         if !std::thread::panicking() {
             return;
         }
