@@ -91,8 +91,10 @@ async fn a_broker_restarted_on_durable_storage_loses_nothing_and_sends_nothing_t
 }
 
 // After tansu comes back empty, every idempotent producer is refused
-// UNKNOWN_PRODUCER_ID. librdkafka (2.12.1) mostly crashes on it (SIGSEGV,
-// the supervisor starts the process again); a producer that survives keeps
+// UNKNOWN_PRODUCER_ID, and the recreated topics' metadata crashes
+// librdkafka 2.12.1 in most processes (SIGSEGV in
+// rd_kafka_metadata_update_op, librdkafka issue #5280); the supervisor
+// starts them again, as Kubernetes would. A producer that survives keeps
 // bumping its epoch and is refused forever, until the stall limit (10 s
 // here) stops its process too. Either way, new producers carry on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
