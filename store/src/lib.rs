@@ -74,7 +74,9 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Messages still in `status` that were created before `created_before`,
     /// oldest first, `limit` at most: what the reconciliation job
-    /// re-publishes when a produce was lost.
+    /// re-publishes when a record was lost. A ROUTED message counts only
+    /// while no sidecar has claimed it: a claimed one is past routing, and
+    /// its claim keeps it from being sent again anyway.
     async fn stuck_messages(
         &self,
         status: DeliveryStatus,

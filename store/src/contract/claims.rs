@@ -82,10 +82,15 @@ pub async fn stuck_messages_are_found_oldest_first(store: SharedStore) {
     let older = message_id(&put(&store, at(-60)).await);
     let routed = message_id(&put(&store, at(-70)).await);
     let recent = message_id(&put(&store, at(-5)).await);
+    let claimed = message_id(&put(&store, at(-65)).await);
     store
-        .apply_transitions(vec![change(routed, DeliveryStatus::Routed, -69, "router")])
+        .apply_transitions(vec![
+            change(routed, DeliveryStatus::Routed, -69, "router"),
+            change(claimed, DeliveryStatus::Routed, -64, "router"),
+        ])
         .await
         .unwrap();
+    store.claim_for_send(&[claimed], "sidecar-a").await.unwrap();
 
     // Other checks (and earlier runs on a shared cluster) leave messages
     // too: look only at this conversation's.
@@ -116,5 +121,14 @@ pub async fn stuck_messages_are_found_oldest_first(store: SharedStore) {
         .stuck_messages(DeliveryStatus::Routed, t(-10), 500)
         .await
         .unwrap();
-    assert!(routed_stuck.iter().any(|m| message_id(m) == routed));
+    let ours: Vec<MessageId> = routed_stuck
+        .iter()
+        .filter(|m| m.conversation_id == conv.as_str())
+        .map(message_id)
+        .collect();
+    assert_eq!(
+        ours,
+        [routed],
+        "ROUTED and unclaimed only: {claimed} is a sidecar's already"
+    );
 }

@@ -136,7 +136,8 @@ pub(super) fn stuck(
     const SQL: &str = concat!(
         "SELECT ",
         message_columns!(),
-        " FROM messages WHERE status = ?1 AND created_at < ?2 ORDER BY created_at LIMIT ?3"
+        " FROM messages WHERE status = ?1 AND created_at < ?2 \
+         AND (status != 'ROUTED' OR claimed_by IS NULL) ORDER BY created_at LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(SQL)?;
     let raws = stmt

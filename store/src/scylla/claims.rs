@@ -43,6 +43,14 @@ pub(super) async fn claim(
         .await
 }
 
+/// Whether any sidecar holds a claim on `id`.
+pub(super) async fn is_claimed(db: &Db, id: MessageId) -> Result<bool, StoreError> {
+    let result = db
+        .execute(&db.statements.claimant, (id.to_string(),), "reading a claim")
+        .await?;
+    Ok(first_row::<(String,)>(result, "claims")?.is_some())
+}
+
 pub(super) async fn release(db: &Db, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {
     stream::iter(ids.iter().copied())
         .map(|id| async move {

@@ -85,19 +85,27 @@ pub(super) async fn stuck(
         let Some(positions) = buckets.try_next().await? else {
             break;
         };
-        let found: Vec<(Position, Option<MessageRow>)> = stream::iter(positions)
+        let found: Vec<(Position, Option<MessageRow>, bool)> = stream::iter(positions)
             .map(|position| async move {
                 let id: MessageId = position
                     .1
                     .parse()
                     .map_err(|_| StoreError::Corrupt(format!("pending row names {:?}", position.1)))?;
-                Ok::<_, StoreError>((position, db.message(id, false).await?))
+                let message = db.message(id, false).await?;
+                // A claimed ROUTED message is past routing (see the trait).
+                let claimed = status == DeliveryStatus::Routed
+                    && message
+                        .as_ref()
+                        .is_some_and(|m| m.message.delivery.status == status)
+                    && super::claims::is_claimed(db, id).await?;
+                Ok::<_, StoreError>((position, message, claimed))
             })
             .buffered(READ_CONCURRENCY)
             .try_collect()
             .await?;
-        for ((created_at, id), message) in found {
+        for ((created_at, id), message, claimed) in found {
             match message {
+                Some(_) if claimed => {}
                 Some(m) if m.message.delivery.status == status => {
                     if stuck.len() < limit {
                         stuck.push(m.message.into_proto(Vec::new()));

@@ -160,6 +160,7 @@ statements! {
     insert_claim: Lwt =
         "INSERT INTO claims (message_id, claimant, claimed_at) VALUES (?, ?, ?) IF NOT EXISTS";
     delete_claim: Lwt = "DELETE FROM claims WHERE message_id = ? IF claimant = ?";
+    claimant: Read = "SELECT claimant FROM claims WHERE message_id = ?";
 
     // Channels.
     /// A new channel; not applied when the id is taken.
