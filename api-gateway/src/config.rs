@@ -35,6 +35,12 @@ pub struct GatewayConfig {
     /// again (its first record was lost).
     #[arg(long = "reconcile-after", env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
     pub reconcile_after: Duration,
+    /// A message still ROUTED, and claimed by no sidecar, this long after it
+    /// was stored is published again (its `<platform>-outbound` record was
+    /// lost). Longer than a platform's backlog takes to drain, or the
+    /// backlog gets copies (which the sidecars' claims then skip).
+    #[arg(long = "reconcile-routed-after", env = "CHAT4ALL_RECONCILE_ROUTED_AFTER", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub reconcile_routed_after: Duration,
     /// How often the reconciliation job looks.
     #[arg(long = "reconcile-every", env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reconcile_every: Duration,
@@ -91,6 +97,7 @@ impl Default for GatewayConfig {
             enabled_platforms: Platform::ALL.to_vec(),
             max_text_chars: 4096,
             reconcile_after: Duration::from_secs(60),
+            reconcile_routed_after: Duration::from_secs(300),
             reconcile_every: Duration::from_secs(10),
             connectors: Vec::new(),
             connector_timeout: Duration::from_secs(5),

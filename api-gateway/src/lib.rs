@@ -76,6 +76,7 @@ pub async fn bind(
     );
     let reconcile = reconcile::Reconcile {
         after: config.reconcile_after,
+        routed_after: config.reconcile_routed_after,
         every: config.reconcile_every,
         batch: 500,
     };

@@ -1,10 +1,15 @@
-//! The reconciliation job: messages the store accepted whose `messages`
-//! record never reached the router (the broker was down past librdkafka's
-//! retries, or came back empty) are re-published.
+//! The reconciliation job: messages whose record was lost on the way (the
+//! broker was down past librdkafka's retries, or came back empty) are
+//! re-published on `messages`.
 //!
-//! A message still ACCEPTED past the deadline is produced again. That is
-//! safe even when the first record was only slow: the router's ROUTED is an
-//! idempotent repeat and the sidecar's claim keeps the platform call single.
+//! - Still ACCEPTED past `after`: the `messages` record (or the router's
+//!   ROUTED) was lost.
+//! - Still ROUTED past `routed_after`, and claimed by no sidecar: the
+//!   `<platform>-outbound` record was lost. The router routes it again.
+//!
+//! Either is safe when the first record was only slow: the router's ROUTED
+//! is an idempotent repeat and the sidecar's claim keeps the platform call
+//! single.
 
 use std::time::Duration;
 
@@ -20,6 +25,7 @@ use crate::publish;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reconcile {
     pub(crate) after: Duration,
+    pub(crate) routed_after: Duration,
     pub(crate) every: Duration,
     pub(crate) batch: u32,
 }
@@ -38,7 +44,7 @@ pub(crate) async fn run(
         }
         match once(&store, &producer, &tracer, config).await {
             Ok(0) => {}
-            Ok(count) => tracing::info!(count, "re-published messages stuck in ACCEPTED"),
+            Ok(count) => tracing::info!(count, "re-published stuck messages"),
             Err(error) => {
                 if let Some(fatal) = producer.fatal_error() {
                     // No round can succeed on this producer (tansu restarted
@@ -61,22 +67,26 @@ pub(crate) async fn once(
     tracer: &HopTracer,
     config: Reconcile,
 ) -> anyhow::Result<usize> {
-    let deadline = Timestamp::now().as_micros() - i64::try_from(config.after.as_micros()).unwrap_or(i64::MAX);
-    let stuck = store
-        .stuck_messages(
-            DeliveryStatus::Accepted,
-            Timestamp::from_micros(deadline),
-            config.batch,
-        )
-        .await?;
-    let mut deliveries = Vec::with_capacity(stuck.len());
-    for message in &stuck {
-        let trace = TraceContext::in_trace(&message.trace_id).unwrap_or_else(TraceContext::new_root);
-        deliveries.push(publish::enqueue(producer, tracer, message, &trace, false).await?);
+    let mut count = 0;
+    for (status, after) in [
+        (DeliveryStatus::Accepted, config.after),
+        (DeliveryStatus::Routed, config.routed_after),
+    ] {
+        let deadline = Timestamp::now().as_micros() - i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
+        let stuck = store
+            .stuck_messages(status, Timestamp::from_micros(deadline), config.batch)
+            .await?;
+        let mut deliveries = Vec::with_capacity(stuck.len());
+        for message in &stuck {
+            let trace = TraceContext::in_trace(&message.trace_id).unwrap_or_else(TraceContext::new_root);
+            deliveries.push(publish::enqueue(producer, tracer, message, &trace, false).await?);
+        }
+        for delivery in deliveries {
+            delivery.acked().await?;
+        }
+        metrics::counter!("chat4all_reconciled_total", "topic" => topics::MESSAGES, "status" => status.as_str())
+            .increment(stuck.len() as u64);
+        count += stuck.len();
     }
-    for delivery in deliveries {
-        delivery.acked().await?;
-    }
-    metrics::counter!("chat4all_reconciled_total", "topic" => topics::MESSAGES).increment(stuck.len() as u64);
-    Ok(stuck.len())
+    Ok(count)
 }

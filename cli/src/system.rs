@@ -52,6 +52,10 @@ pub struct SystemConfig {
     /// Re-publish messages still ACCEPTED after this long.
     #[arg(long, env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
     pub reconcile_after: Duration,
+    /// Re-publish messages still ROUTED, and claimed by no sidecar, after
+    /// this long.
+    #[arg(long, env = "CHAT4ALL_RECONCILE_ROUTED_AFTER", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub reconcile_routed_after: Duration,
     /// How often to look for them.
     #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reconcile_every: Duration,
@@ -75,6 +79,7 @@ impl SystemConfig {
             connector_rate: 100_000.0,
             router: chat4all_router::RouterConfig::default(),
             reconcile_after: Duration::from_secs(60),
+            reconcile_routed_after: Duration::from_secs(300),
             reconcile_every: Duration::from_secs(10),
             otlp_endpoint: None,
         }
@@ -221,6 +226,7 @@ impl System {
             listen: config.gateway_listen,
             enabled_platforms: Platform::ALL.to_vec(),
             reconcile_after: config.reconcile_after,
+            reconcile_routed_after: config.reconcile_routed_after,
             reconcile_every: config.reconcile_every,
             connectors: connectors
                 .iter()

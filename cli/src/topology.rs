@@ -105,6 +105,9 @@ pub struct TopologyConfig {
     /// The gateway re-publishes messages still ACCEPTED after this long.
     #[arg(long, env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
     pub reconcile_after: Duration,
+    /// And messages still ROUTED, claimed by no sidecar, after this long.
+    #[arg(long, env = "CHAT4ALL_RECONCILE_ROUTED_AFTER", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub reconcile_routed_after: Duration,
     /// How often it looks for them.
     #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reconcile_every: Duration,
@@ -147,6 +150,7 @@ impl TopologyConfig {
             partitions: 4,
             connector_rate: 100_000.0,
             reconcile_after: Duration::from_secs(60),
+            reconcile_routed_after: Duration::from_secs(300),
             reconcile_every: Duration::from_secs(10),
             producer_stall_secs: 60,
             stop_timeout: Duration::from_secs(20),

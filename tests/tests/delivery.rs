@@ -348,3 +348,82 @@ async fn a_message_whose_record_was_lost_is_republished_and_sent_once() {
     );
     system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_routed_message_whose_outbound_record_was_lost_is_routed_again_unless_claimed() {
+    use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
+    use chat4all_store::{MessageRef, NewMessage, StatusChange};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = chat4all::SystemConfig::ephemeral(dir.path());
+    config.reconcile_routed_after = Duration::from_millis(500);
+    config.reconcile_every = Duration::from_millis(200);
+    let system = chat4all::System::start(config).await.unwrap();
+
+    // Both routed, neither `<platform>-outbound` record ever produced: what
+    // a broker that came back empty leaves behind. One of them a sidecar
+    // had claimed already (its SENT is what was lost): never sent again.
+    let store_routed = |text: &'static str| {
+        let store = system.store.clone();
+        async move {
+            let id = MessageId::generate();
+            store
+                .put_message(NewMessage {
+                    id,
+                    conversation_id: "lost-outbound".parse().unwrap(),
+                    recipient: "whatsapp:15557654321".parse().unwrap(),
+                    text: text.into(),
+                    source: "api".into(),
+                    trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                    created_at: Timestamp::now(),
+                    idempotency_key: None,
+                })
+                .await
+                .unwrap();
+            store
+                .apply_transitions(vec![StatusChange {
+                    message: MessageRef::Id(id),
+                    status: DeliveryStatus::Routed,
+                    at: Timestamp::now(),
+                    hop: "router".into(),
+                    platform_message_id: None,
+                    failure: None,
+                }])
+                .await
+                .unwrap();
+            id
+        }
+    };
+    let lost = store_routed("outbound lost").await;
+    let claimed = store_routed("claimed, then its SENT lost").await;
+    system
+        .store
+        .claim_for_send(&[claimed], "sidecar-gone")
+        .await
+        .unwrap();
+
+    let mut client =
+        chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(system.gateway_url())
+            .await
+            .unwrap();
+    let m = wait_for(&mut client, &lost.to_string(), pb::DeliveryStatus::Read, WITHIN)
+        .await
+        .unwrap();
+    assert_eq!(m.status, pb::DeliveryStatus::Read as i32, "{m:?}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let calls = system.simulator.received("whatsapp");
+    let sent = |text: &str| calls.iter().filter(|c| c.text == text).count();
+    assert_eq!(sent("outbound lost"), 1, "{calls:?}");
+    assert_eq!(sent("claimed, then its SENT lost"), 0, "{calls:?}");
+    let still = client
+        .get_message(GetMessageRequest {
+            message_id: claimed.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(still.status, pb::DeliveryStatus::Routed as i32);
+    system.stop().await.unwrap();
+}

@@ -274,6 +274,8 @@ impl Plan {
             gateway.to_string(),
             "--reconcile-after".to_owned(),
             humantime::format_duration(config.reconcile_after).to_string(),
+            "--reconcile-routed-after".to_owned(),
+            humantime::format_duration(config.reconcile_routed_after).to_string(),
             "--reconcile-every".to_owned(),
             humantime::format_duration(config.reconcile_every).to_string(),
         ];

@@ -45,6 +45,7 @@ impl TestTopology {
     pub(crate) fn config(dir: &tempfile::TempDir) -> TopologyConfig {
         TopologyConfig {
             reconcile_after: Duration::from_secs(2),
+            reconcile_routed_after: Duration::from_secs(20),
             reconcile_every: Duration::from_millis(500),
             producer_stall_secs: 10,
             stop_timeout: Duration::from_secs(15),
