@@ -303,9 +303,6 @@ async fn messages_survive_a_restart_on_the_same_data_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_whose_record_was_lost_is_republished_and_sent_once() {
-    use chat4all_domain::{MessageId, Timestamp};
-    use chat4all_store::NewMessage;
-
     let dir = tempfile::tempdir().unwrap();
     let mut config = chat4all::SystemConfig::ephemeral(dir.path());
     config.reconcile_after = Duration::from_millis(500);
@@ -314,45 +311,22 @@ async fn a_message_whose_record_was_lost_is_republished_and_sent_once() {
 
     // Accepted by the store, but its `messages` record never produced: what a
     // broker outage past librdkafka's retries leaves behind.
-    let id = MessageId::generate();
-    system
-        .store
-        .put_message(NewMessage {
-            id,
-            conversation_id: "lost".parse().unwrap(),
-            recipient: "whatsapp:15557654321".parse().unwrap(),
-            text: "lost on the way".into(),
-            source: "api".into(),
-            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-            created_at: Timestamp::now(),
-            idempotency_key: None,
-        })
-        .await
-        .unwrap();
+    let id = stored_without_record(&system, "lost on the way", None).await;
 
-    let mut client =
-        chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(system.gateway_url())
-            .await
-            .unwrap();
+    let mut client = client(&system).await;
     let m = wait_for(&mut client, &id.to_string(), pb::DeliveryStatus::Read, WITHIN)
         .await
         .unwrap();
     assert_eq!(m.status, pb::DeliveryStatus::Read as i32, "{m:?}");
     // Later rounds find nothing more to do: still one platform call.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let calls = system.simulator.received("whatsapp");
-    assert_eq!(
-        calls.iter().filter(|c| c.text == "lost on the way").count(),
-        1,
-        "{calls:?}"
-    );
+    assert_eq!(platform_calls(&system, "lost on the way"), 1);
     system.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_routed_message_whose_outbound_record_was_lost_is_routed_again_unless_claimed() {
-    use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
-    use chat4all_store::{MessageRef, NewMessage, StatusChange};
+    use chat4all_domain::DeliveryStatus;
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = chat4all::SystemConfig::ephemeral(dir.path());
@@ -363,58 +337,22 @@ async fn a_routed_message_whose_outbound_record_was_lost_is_routed_again_unless_
     // Both routed, neither `<platform>-outbound` record ever produced: what
     // a broker that came back empty leaves behind. One of them a sidecar
     // had claimed already (its SENT is what was lost): never sent again.
-    let store_routed = |text: &'static str| {
-        let store = system.store.clone();
-        async move {
-            let id = MessageId::generate();
-            store
-                .put_message(NewMessage {
-                    id,
-                    conversation_id: "lost-outbound".parse().unwrap(),
-                    recipient: "whatsapp:15557654321".parse().unwrap(),
-                    text: text.into(),
-                    source: "api".into(),
-                    trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-                    created_at: Timestamp::now(),
-                    idempotency_key: None,
-                })
-                .await
-                .unwrap();
-            store
-                .apply_transitions(vec![StatusChange {
-                    message: MessageRef::Id(id),
-                    status: DeliveryStatus::Routed,
-                    at: Timestamp::now(),
-                    hop: "router".into(),
-                    platform_message_id: None,
-                    failure: None,
-                }])
-                .await
-                .unwrap();
-            id
-        }
-    };
-    let lost = store_routed("outbound lost").await;
-    let claimed = store_routed("claimed, then its SENT lost").await;
+    let lost = stored_without_record(&system, "outbound lost", Some(DeliveryStatus::Routed)).await;
+    let claimed = stored_without_record(&system, "claimed, SENT lost", Some(DeliveryStatus::Routed)).await;
     system
         .store
         .claim_for_send(&[claimed], "sidecar-gone")
         .await
         .unwrap();
 
-    let mut client =
-        chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(system.gateway_url())
-            .await
-            .unwrap();
+    let mut client = client(&system).await;
     let m = wait_for(&mut client, &lost.to_string(), pb::DeliveryStatus::Read, WITHIN)
         .await
         .unwrap();
     assert_eq!(m.status, pb::DeliveryStatus::Read as i32, "{m:?}");
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let calls = system.simulator.received("whatsapp");
-    let sent = |text: &str| calls.iter().filter(|c| c.text == text).count();
-    assert_eq!(sent("outbound lost"), 1, "{calls:?}");
-    assert_eq!(sent("claimed, then its SENT lost"), 0, "{calls:?}");
+    assert_eq!(platform_calls(&system, "outbound lost"), 1);
+    assert_eq!(platform_calls(&system, "claimed, SENT lost"), 0);
     let still = client
         .get_message(GetMessageRequest {
             message_id: claimed.to_string(),
@@ -426,4 +364,60 @@ async fn a_routed_message_whose_outbound_record_was_lost_is_routed_again_unless_
         .unwrap();
     assert_eq!(still.status, pb::DeliveryStatus::Routed as i32);
     system.stop().await.unwrap();
+}
+
+/// A WhatsApp message written to the store only (then moved to `status`),
+/// as if every Kafka record about it had been lost.
+async fn stored_without_record(
+    system: &chat4all::System,
+    text: &str,
+    status: Option<chat4all_domain::DeliveryStatus>,
+) -> chat4all_domain::MessageId {
+    use chat4all_domain::{MessageId, Timestamp};
+    use chat4all_store::{MessageRef, NewMessage, StatusChange};
+
+    let id = MessageId::generate();
+    system
+        .store
+        .put_message(NewMessage {
+            id,
+            conversation_id: "lost".parse().unwrap(),
+            recipient: "whatsapp:15557654321".parse().unwrap(),
+            text: text.into(),
+            source: "api".into(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            created_at: Timestamp::now(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    if let Some(status) = status {
+        system
+            .store
+            .apply_transitions(vec![StatusChange {
+                message: MessageRef::Id(id),
+                status,
+                at: Timestamp::now(),
+                hop: "router".into(),
+                platform_message_id: None,
+                failure: None,
+            }])
+            .await
+            .unwrap();
+    }
+    id
+}
+
+async fn client(
+    system: &chat4all::System,
+) -> chat4all_proto::v1::messaging_service_client::MessagingServiceClient<tonic::transport::Channel> {
+    chat4all_proto::v1::messaging_service_client::MessagingServiceClient::connect(system.gateway_url())
+        .await
+        .unwrap()
+}
+
+/// How many times WhatsApp was sent `text`.
+fn platform_calls(system: &chat4all::System, text: &str) -> usize {
+    let calls = system.simulator.received("whatsapp");
+    calls.iter().filter(|c| c.text == text).count()
 }

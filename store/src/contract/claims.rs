@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chat4all_domain::{DeliveryStatus, MessageId};
+use chat4all_proto::v1 as pb;
 
 use super::support::*;
 use crate::{ClaimOutcome, NewMessage, SharedStore};
@@ -98,13 +99,15 @@ pub async fn stuck_messages_are_found_oldest_first(store: SharedStore) {
         .stuck_messages(DeliveryStatus::Accepted, t(-10), 500)
         .await
         .unwrap();
-    let ours: Vec<MessageId> = stuck
-        .iter()
-        .filter(|m| m.conversation_id == conv.as_str())
-        .map(message_id)
-        .collect();
+    let ours = |stuck: &[pb::Message]| -> Vec<MessageId> {
+        stuck
+            .iter()
+            .filter(|m| m.conversation_id == conv.as_str())
+            .map(message_id)
+            .collect()
+    };
     assert_eq!(
-        ours,
+        ours(&stuck),
         [older, newer],
         "ACCEPTED before the deadline, oldest first; not {routed} nor {recent}"
     );
@@ -121,13 +124,8 @@ pub async fn stuck_messages_are_found_oldest_first(store: SharedStore) {
         .stuck_messages(DeliveryStatus::Routed, t(-10), 500)
         .await
         .unwrap();
-    let ours: Vec<MessageId> = routed_stuck
-        .iter()
-        .filter(|m| m.conversation_id == conv.as_str())
-        .map(message_id)
-        .collect();
     assert_eq!(
-        ours,
+        ours(&routed_stuck),
         [routed],
         "ROUTED and unclaimed only: {claimed} is a sidecar's already"
     );
