@@ -76,6 +76,15 @@ async fn two_hundred_messages_over_ten_conversations_reach_read_in_order() {
             );
             assert!(m.platform_message_id.starts_with("wamid."), "{m:?}");
             assert_eq!(m.trace_id.len(), 32);
+            // The platform posted its receipts in order, and they reached
+            // the store in that order: none came after a later one.
+            let receipts: Vec<i32> = m
+                .history
+                .iter()
+                .filter(|h| h.hop == "webhook")
+                .map(|h| h.status)
+                .collect();
+            assert_eq!(receipts, all[2..], "receipts in the platform's order: {m:?}");
         }
     }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chat4all_domain::Platform;
-use chat4all_kafka::{Producer, RecordHeaders, hops, topics};
+use chat4all_kafka::{KafkaError, Producer, RecordHeaders, hops, topics};
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient, platform_event};
 use chat4all_telemetry::{HopTracer, TraceContext};
 use prost::Message as _;
@@ -104,37 +104,39 @@ async fn publish(
     if message_id.is_empty() {
         headers.message_id = None;
     }
-    // The pump goes on to the next event while this one waits for its ack,
-    // so a slow broker does not hold the webhooks up.
-    tokio::spawn(produce_until_acked(
-        producer.clone(),
-        topic,
-        key,
-        payload,
-        headers,
-        shutdown.clone(),
-    ));
-}
-
-/// Produces one event until the broker acks it. A producer failed for good
-/// stops the sidecar, to be started again with a new one: the event in hand
-/// is then lost, since the adapter let go of it when it was streamed.
-async fn produce_until_acked(
-    producer: Producer,
-    topic: &'static str,
-    key: String,
-    payload: Vec<u8>,
-    headers: RecordHeaders,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let acked = match producer.enqueue(topic, &key, &payload, &headers).await {
+    // Enqueued here, in the order the adapter streamed them (a receipt stays
+    // behind its message's SENT on the conversation's partition); the ack
+    // is awaited off the pump, so a slow broker does not hold webhooks up.
+    let first = producer.enqueue(topic, &key, &payload, &headers).await;
+    let producer = producer.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let acked = match first {
             Ok(delivery) => delivery.acked().await,
             Err(error) => Err(error),
         };
-        let Err(error) = acked else { return };
-        let message_id = headers.message_id.as_deref().unwrap_or("");
+        if let Err(error) = acked {
+            retry_until_acked(&producer, topic, &key, &payload, &headers, error, &shutdown).await;
+        }
+    });
+}
+
+/// Produces an event the broker did not ack again, with backoff, until it
+/// does. A producer failed for good stops the sidecar, to be started again
+/// with a new one: the event in hand is then lost, since the adapter let go
+/// of it when it was streamed.
+async fn retry_until_acked(
+    producer: &Producer,
+    topic: &'static str,
+    key: &str,
+    payload: &[u8],
+    headers: &RecordHeaders,
+    mut error: KafkaError,
+    shutdown: &CancellationToken,
+) {
+    let message_id = headers.message_id.as_deref().unwrap_or("");
+    let mut backoff = Duration::from_millis(100);
+    loop {
         if let Some(fatal) = producer.fatal_error() {
             tracing::error!(%error, %fatal, topic, message_id, "platform event lost: the Kafka producer failed for good; stopping");
             shutdown.cancel();
@@ -149,5 +151,13 @@ async fn produce_until_acked(
             () = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
+        let acked = match producer.enqueue(topic, key, payload, headers).await {
+            Ok(delivery) => delivery.acked().await,
+            Err(e) => Err(e),
+        };
+        match acked {
+            Ok(()) => return,
+            Err(e) => error = e,
+        }
     }
 }
