@@ -25,6 +25,7 @@ pub(crate) struct Stalls {
 #[derive(Debug)]
 struct Failing {
     since: Instant,
+    last: Instant,
     last_error: String,
 }
 
@@ -54,15 +55,21 @@ impl Stalls {
         let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
         failing
             .entry((topic.to_owned(), partition))
-            .and_modify(|f| f.last_error = error.to_string())
+            .and_modify(|f| {
+                f.last = now;
+                f.last_error = error.to_string();
+            })
             .or_insert_with(|| Failing {
                 since: now,
+                last: now,
                 last_error: error.to_string(),
             });
         self.count.store(failing.len(), Ordering::Relaxed);
     }
 
-    /// The partition that has failed for longer than the limit, if any.
+    /// The partition that has failed for longer than the limit, if any,
+    /// and is still failing: one that failed a while ago and has been sent
+    /// nothing since (its keys are quiet) proves nothing.
     pub(crate) fn stalled(&self) -> Option<String> {
         self.stalled_at(Instant::now())
     }
@@ -74,7 +81,10 @@ impl Stalls {
         let failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
         failing
             .iter()
-            .filter(|(_, f)| now.saturating_duration_since(f.since) >= self.limit)
+            .filter(|(_, f)| {
+                now.saturating_duration_since(f.since) >= self.limit
+                    && now.saturating_duration_since(f.last) < self.limit
+            })
             .max_by_key(|(_, f)| now.saturating_duration_since(f.since))
             .map(|((topic, partition), f)| {
                 format!(
@@ -115,11 +125,23 @@ mod tests {
         // Other partitions of the topic being fine does not hide a stuck one.
         stalls.acked("messages", 0);
         stalls.acked("messages", 2);
+        stalls.failed_at("messages", 1, &"down", start + Duration::from_secs(50));
         let later = start + Duration::from_secs(65);
         assert_eq!(stalls.stalled_at(later), None, "messages/1 fails for 55s only");
         let stalled = stalls.stalled_at(later + Duration::from_secs(5)).unwrap();
         assert!(stalled.starts_with("messages/1 "), "{stalled}");
         stalls.acked("messages", 1);
         assert_eq!(stalls.stalled_at(later + Duration::from_secs(600)), None);
+    }
+
+    #[test]
+    fn a_failure_long_ago_on_a_partition_sent_nothing_since_is_no_stall() {
+        let stalls = Stalls::new(LIMIT);
+        let start = Instant::now();
+        stalls.failed_at("message-events", 5, &"timed out", start);
+        assert_eq!(stalls.stalled_at(start + Duration::from_secs(90)), None);
+        // It fails again: it has failed all along.
+        stalls.failed_at("message-events", 5, &"timed out", start + Duration::from_secs(95));
+        assert!(stalls.stalled_at(start + Duration::from_secs(96)).is_some());
     }
 }
