@@ -147,9 +147,6 @@ impl BoundGateway {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
             .await;
         let _ = tokio::join!(tail_task, closer, reconciler);
-        if let Some(fatal) = producer.fatal_error() {
-            anyhow::bail!("the Kafka producer failed for good: {fatal}");
-        }
         producer
             .flush(std::time::Duration::from_secs(10))
             .await

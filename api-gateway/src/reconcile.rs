@@ -46,15 +46,12 @@ pub(crate) async fn run(
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "re-published stuck messages"),
             Err(error) => {
-                if let Some(fatal) = producer.fatal_error() {
-                    // No round can succeed on this producer (tansu restarted
-                    // and fenced it): the process stops, to be started again
-                    // with a new one.
-                    tracing::error!(%error, %fatal, "the Kafka producer failed for good; stopping");
-                    shutdown.cancel();
-                    return;
-                }
                 tracing::warn!(%error, "reconciliation failed; next round retries");
+                // No round can succeed on a failed producer (one a broker
+                // that restarted fenced, or no longer knows): replaced.
+                if let Err(renew) = producer.renew_if_failed() {
+                    tracing::error!(%renew, "could not replace the Kafka producer");
+                }
             }
         }
     }

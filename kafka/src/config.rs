@@ -21,10 +21,10 @@ pub struct KafkaArgs {
     )]
     pub fetch_wait_ms: u32,
     /// How long a partition may fail every record, with none acked, before
-    /// the producer counts as failed for good and the service stops to be
-    /// started again. librdkafka retries some states forever (an idempotent
-    /// producer whose id a broker that came back empty no longer knows);
-    /// only a new producer gets out of them.
+    /// the producer counts as failed for good and is replaced. librdkafka
+    /// retries some states forever (an idempotent producer whose id a
+    /// broker that came back empty no longer knows); only a new producer
+    /// gets out of them.
     #[arg(
         long = "kafka-producer-stall-secs",
         env = "CHAT4ALL_KAFKA_PRODUCER_STALL_SECS",

@@ -18,7 +18,6 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 
 use crate::lag::LagContext;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::{KafkaArgs, KafkaError, Producer, RecordHeaders, topics};
@@ -108,10 +107,6 @@ pub async fn consume<H: BatchHandler>(
     let producer = Producer::new(args, &settings.group_id)?;
     let consumer = BatchConsumer::new(args, settings, producer.clone())?;
     consumer.run(make(producer.clone()), shutdown).await;
-    if producer.fatal_error().is_some() {
-        // The process ends so that it is started again with a new producer.
-        return Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fatal));
-    }
     producer.flush(Duration::from_secs(10)).await
 }
 
@@ -187,11 +182,15 @@ impl BatchConsumer {
                 match handler.handle(&batch).await {
                     Ok(dead) => break dead,
                     Err(error) => {
-                        if let Some(fatal) = dead_letters.fatal_error() {
-                            // Retrying cannot help; not committed, so the
-                            // batch comes back to the next producer.
-                            tracing::error!(%group, %error, %fatal, "producer failed for good; stopping");
-                            break 'outer;
+                        // The handler produces on this producer too: a
+                        // failed one is replaced, and the batch retried on
+                        // the new one.
+                        match dead_letters.renew_if_failed() {
+                            Ok(Some(_)) => backoff = Duration::from_millis(50),
+                            Ok(None) => {}
+                            Err(renew) => {
+                                tracing::error!(%group, %renew, "could not replace the Kafka producer")
+                            }
                         }
                         metrics::counter!("chat4all_consumer_batch_retries_total", "group" => group.clone())
                             .increment(1);

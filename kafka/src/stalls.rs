@@ -5,8 +5,8 @@
 //! producer whose id a broker that came back empty no longer knows bumps its
 //! epoch, is refused UNKNOWN_PRODUCER_ID again, and times its records out
 //! one after another. Such a producer is as good as failed; a partition that
-//! has acked nothing for the stall limit says so, and the service stops to
-//! be started again with a new producer, as it does on a fatal error.
+//! has acked nothing for the stall limit, and is still failing, says so,
+//! and the producer is replaced as on a fatal error.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +65,13 @@ impl Stalls {
                 last_error: error.to_string(),
             });
         self.count.store(failing.len(), Ordering::Relaxed);
+    }
+
+    /// Forgets every failure: the producer they were about is gone.
+    pub(crate) fn clear(&self) {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        failing.clear();
+        self.count.store(0, Ordering::Relaxed);
     }
 
     /// The partition that has failed for longer than the limit, if any,

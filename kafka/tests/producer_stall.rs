@@ -1,5 +1,6 @@
 //! A producer that a partition stops acking for the stall limit counts as
-//! failed for good, against librdkafka's mock broker refusing its writes.
+//! failed for good, and is replaced in place; against librdkafka's mock
+//! broker refusing its writes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +11,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_partition_acking_nothing_for_the_stall_limit_fails_the_producer() {
+async fn a_partition_acking_nothing_for_the_stall_limit_gets_the_producer_replaced() {
     // The cluster handle is not Send: it stays on this one thread.
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("events", 2, 1).unwrap();
@@ -21,6 +22,11 @@ async fn a_partition_acking_nothing_for_the_stall_limit_fails_the_producer() {
     let producer = Producer::new(&args, "stall-test").unwrap();
     let headers = RecordHeaders::default();
     producer.send("events", "k", b"first", &headers).await.unwrap();
+    assert_eq!(
+        producer.renew_if_failed().unwrap(),
+        None,
+        "a healthy producer is kept"
+    );
 
     // The next two produces refused with an error librdkafka gives up on
     // at once (the record, not the producer).
@@ -32,7 +38,8 @@ async fn a_partition_acking_nothing_for_the_stall_limit_fails_the_producer() {
         .send("events", "k", b"refused", &headers)
         .await
         .unwrap_err();
-    assert_eq!(producer.fatal_error(), None, "one failure is not a stall");
+    assert_eq!(producer.failed(), None, "one failure is not a stall");
+    assert_eq!(producer.renew_if_failed().unwrap(), None);
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(
@@ -41,13 +48,18 @@ async fn a_partition_acking_nothing_for_the_stall_limit_fails_the_producer() {
             .await
             .is_err()
     );
-    let fatal = producer
-        .fatal_error()
-        .expect("a stalled partition fails the producer");
-    assert!(fatal.starts_with("events/"), "{fatal}");
-    assert!(fatal.contains("acked no record for 1s"), "{fatal}");
+    let failed = producer.failed().expect("a stalled partition fails the producer");
+    assert!(failed.starts_with("events/"), "{failed}");
+    assert!(failed.contains("acked no record for 1s"), "{failed}");
 
-    // The broker takes writes again: one ack clears the partition.
-    producer.send("events", "k", b"accepted", &headers).await.unwrap();
-    assert_eq!(producer.fatal_error(), None);
+    // Replaced: the new producer starts with a clean slate and sends, and
+    // every clone of the handle uses it.
+    let clone = producer.clone();
+    assert_eq!(
+        producer.renew_if_failed().unwrap().as_deref(),
+        Some(failed.as_str())
+    );
+    assert_eq!(producer.failed(), None);
+    clone.send("events", "k", b"accepted", &headers).await.unwrap();
+    assert_eq!(producer.renew_if_failed().unwrap(), None, "renewed once only");
 }

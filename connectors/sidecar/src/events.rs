@@ -122,9 +122,8 @@ async fn publish(
 }
 
 /// Produces an event the broker did not ack again, with backoff, until it
-/// does. A producer failed for good stops the sidecar, to be started again
-/// with a new one: the event in hand is then lost, since the adapter let go
-/// of it when it was streamed.
+/// does, on a new producer if this one failed for good: the adapter let go
+/// of the event when it streamed it, so the sidecar must not.
 async fn retry_until_acked(
     producer: &Producer,
     topic: &'static str,
@@ -137,10 +136,8 @@ async fn retry_until_acked(
     let message_id = headers.message_id.as_deref().unwrap_or("");
     let mut backoff = Duration::from_millis(100);
     loop {
-        if let Some(fatal) = producer.fatal_error() {
-            tracing::error!(%error, %fatal, topic, message_id, "platform event lost: the Kafka producer failed for good; stopping");
-            shutdown.cancel();
-            return;
+        if let Err(renew) = producer.renew_if_failed() {
+            tracing::error!(%renew, "could not replace the Kafka producer");
         }
         tracing::warn!(%error, topic, message_id, "platform event not produced yet; retrying");
         tokio::select! {
