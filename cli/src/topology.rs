@@ -112,8 +112,8 @@ pub struct TopologyConfig {
     #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reconcile_every: Duration,
     /// How long a service's Kafka producer may fail every record of a
-    /// partition before the service stops, to be started again with a new
-    /// one (see `--kafka-producer-stall-secs`).
+    /// partition before the service replaces it (see
+    /// `--kafka-producer-stall-secs`).
     #[arg(long, env = "CHAT4ALL_KAFKA_PRODUCER_STALL_SECS", default_value_t = 60)]
     pub producer_stall_secs: u64,
     /// How long a process may take to stop after SIGTERM before SIGKILL.

@@ -41,7 +41,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 impl TestTopology {
     /// The test configuration: ports picked at run time, a reconciler that
     /// re-publishes after two seconds rather than a minute, and producers
-    /// given up on after ten seconds of failing rather than a minute.
+    /// replaced after ten seconds of failing rather than a minute.
     pub(crate) fn config(dir: &tempfile::TempDir) -> TopologyConfig {
         TopologyConfig {
             reconcile_after: Duration::from_secs(2),
