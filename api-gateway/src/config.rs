@@ -31,19 +31,8 @@ pub struct GatewayConfig {
         default_value_t = 4096
     )]
     pub max_text_chars: usize,
-    /// A message still ACCEPTED this long after it was stored is published
-    /// again (its first record was lost).
-    #[arg(long = "reconcile-after", env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
-    pub reconcile_after: Duration,
-    /// A message still ROUTED, and claimed by no sidecar, this long after it
-    /// was stored is published again (its `<platform>-outbound` record was
-    /// lost). Longer than a platform's backlog takes to drain, or the
-    /// backlog gets copies (which the sidecars' claims then skip).
-    #[arg(long = "reconcile-routed-after", env = "CHAT4ALL_RECONCILE_ROUTED_AFTER", value_parser = humantime::parse_duration, default_value = "5m")]
-    pub reconcile_routed_after: Duration,
-    /// How often the reconciliation job looks.
-    #[arg(long = "reconcile-every", env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
-    pub reconcile_every: Duration,
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
     /// A platform's connector (its adapter's gRPC address), for the calls
     /// that read the platform: `chotot=http://127.0.0.1:50071`. Repeat the
     /// flag, or separate with commas.
@@ -85,6 +74,49 @@ fn parse_connector(s: &str) -> Result<ConnectorAddr, String> {
     })
 }
 
+/// When the reconciliation job re-publishes a message whose record was
+/// lost: the gateway's flags, and those of the commands that start one.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ReconcileArgs {
+    /// A message still ACCEPTED this long after it was stored is published
+    /// again (its first record was lost).
+    #[arg(long = "reconcile-after", env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub after: Duration,
+    /// A message still ROUTED, and claimed by no sidecar, this long after it
+    /// was stored is published again (its `<platform>-outbound` record was
+    /// lost). Longer than a platform's backlog takes to drain, or the
+    /// backlog gets copies (which the sidecars' claims then skip).
+    #[arg(long = "reconcile-routed-after", env = "CHAT4ALL_RECONCILE_ROUTED_AFTER", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub routed_after: Duration,
+    /// How often the reconciliation job looks.
+    #[arg(long = "reconcile-every", env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub every: Duration,
+}
+
+impl Default for ReconcileArgs {
+    fn default() -> Self {
+        Self {
+            after: Duration::from_secs(60),
+            routed_after: Duration::from_secs(300),
+            every: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ReconcileArgs {
+    /// The same settings as flags, for a gateway started as its own process.
+    pub fn to_flags(&self) -> Vec<String> {
+        [
+            ("--reconcile-after", self.after),
+            ("--reconcile-routed-after", self.routed_after),
+            ("--reconcile-every", self.every),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), humantime::format_duration(value).to_string()])
+        .collect()
+    }
+}
+
 fn parse_platform(s: &str) -> Result<Platform, String> {
     s.parse()
         .map_err(|e: chat4all_domain::UnknownPlatform| e.to_string())
@@ -96,9 +128,7 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             enabled_platforms: Platform::ALL.to_vec(),
             max_text_chars: 4096,
-            reconcile_after: Duration::from_secs(60),
-            reconcile_routed_after: Duration::from_secs(300),
-            reconcile_every: Duration::from_secs(10),
+            reconcile: ReconcileArgs::default(),
             connectors: Vec::new(),
             connector_timeout: Duration::from_secs(5),
             inbound_dedup_window: Duration::from_secs(24 * 60 * 60),
@@ -126,6 +156,36 @@ mod tests {
             parse_connector("chotot=127.0.0.1:1")
                 .unwrap_err()
                 .contains("http://")
+        );
+    }
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        reconcile: ReconcileArgs,
+    }
+
+    #[test]
+    fn reconcile_flags_round_trip_and_default_as_documented() {
+        use clap::Parser as _;
+        let given = ReconcileArgs {
+            after: Duration::from_secs(2),
+            routed_after: Duration::from_millis(20_500),
+            every: Duration::from_millis(500),
+        };
+        let flags = std::iter::once("gateway".to_owned()).chain(given.to_flags());
+        let parsed = Flags::try_parse_from(flags).unwrap().reconcile;
+        assert_eq!(
+            (parsed.after, parsed.routed_after, parsed.every),
+            (given.after, given.routed_after, given.every)
+        );
+        let (defaults, flagless) = (
+            ReconcileArgs::default(),
+            Flags::try_parse_from(["gateway"]).unwrap().reconcile,
+        );
+        assert_eq!(
+            (flagless.after, flagless.routed_after, flagless.every),
+            (defaults.after, defaults.routed_after, defaults.every)
         );
     }
 }

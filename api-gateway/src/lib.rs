@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ConnectorAddr, GatewayConfig};
+pub use config::{ConnectorAddr, GatewayConfig, ReconcileArgs};
 use service::Messaging;
 use watchers::Watchers;
 
@@ -41,7 +41,7 @@ use watchers::Watchers;
 pub struct BoundGateway {
     listener: TcpListener,
     store: SharedStore,
-    reconcile: reconcile::Reconcile,
+    reconcile: ReconcileArgs,
     service: Messaging,
     tail: TailConsumer,
     watchers: Watchers,
@@ -74,12 +74,7 @@ pub async fn bind(
         connectors,
         tracer.clone(),
     );
-    let reconcile = reconcile::Reconcile {
-        after: config.reconcile_after,
-        routed_after: config.reconcile_routed_after,
-        every: config.reconcile_every,
-        batch: 500,
-    };
+    let reconcile = config.reconcile;
     Ok(BoundGateway {
         listener,
         store,

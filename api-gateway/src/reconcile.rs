@@ -11,30 +11,23 @@
 //! is an idempotent repeat and the sidecar's claim keeps the platform call
 //! single.
 
-use std::time::Duration;
-
 use chat4all_domain::{DeliveryStatus, Timestamp};
 use chat4all_kafka::{Producer, topics};
 use chat4all_store::SharedStore;
 use chat4all_telemetry::{HopTracer, TraceContext};
 use tokio_util::sync::CancellationToken;
 
-use crate::publish;
+use crate::{ReconcileArgs, publish};
 
-/// When and how much to reconcile.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Reconcile {
-    pub(crate) after: Duration,
-    pub(crate) routed_after: Duration,
-    pub(crate) every: Duration,
-    pub(crate) batch: u32,
-}
+/// The most messages of one status re-published in a round; the next
+/// round takes the rest.
+const BATCH: u32 = 500;
 
 pub(crate) async fn run(
     store: SharedStore,
     producer: Producer,
     tracer: HopTracer,
-    config: Reconcile,
+    config: ReconcileArgs,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -62,7 +55,7 @@ pub(crate) async fn once(
     store: &SharedStore,
     producer: &Producer,
     tracer: &HopTracer,
-    config: Reconcile,
+    config: ReconcileArgs,
 ) -> anyhow::Result<usize> {
     let mut count = 0;
     for (status, after) in [
@@ -71,7 +64,7 @@ pub(crate) async fn once(
     ] {
         let deadline = Timestamp::now().as_micros() - i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
         let stuck = store
-            .stuck_messages(status, Timestamp::from_micros(deadline), config.batch)
+            .stuck_messages(status, Timestamp::from_micros(deadline), BATCH)
             .await?;
         let mut deliveries = Vec::with_capacity(stuck.len());
         for message in &stuck {

@@ -49,16 +49,8 @@ pub struct SystemConfig {
     pub connector_rate: f64,
     #[command(flatten)]
     pub router: chat4all_router::RouterConfig,
-    /// Re-publish messages still ACCEPTED after this long.
-    #[arg(long, env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
-    pub reconcile_after: Duration,
-    /// Re-publish messages still ROUTED, and claimed by no sidecar, after
-    /// this long.
-    #[arg(long, env = "CHAT4ALL_RECONCILE_ROUTED_AFTER", value_parser = humantime::parse_duration, default_value = "5m")]
-    pub reconcile_routed_after: Duration,
-    /// How often to look for them.
-    #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
-    pub reconcile_every: Duration,
+    #[command(flatten)]
+    pub reconcile: chat4all_api_gateway::ReconcileArgs,
     /// Where spans go, over OTLP/gRPC; unset, the standard
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` decides, and without it nothing is
     /// exported.
@@ -78,9 +70,7 @@ impl SystemConfig {
             partitions: 8,
             connector_rate: 100_000.0,
             router: chat4all_router::RouterConfig::default(),
-            reconcile_after: Duration::from_secs(60),
-            reconcile_routed_after: Duration::from_secs(300),
-            reconcile_every: Duration::from_secs(10),
+            reconcile: chat4all_api_gateway::ReconcileArgs::default(),
             otlp_endpoint: None,
         }
     }
@@ -225,9 +215,7 @@ impl System {
         let gateway_config = chat4all_api_gateway::GatewayConfig {
             listen: config.gateway_listen,
             enabled_platforms: Platform::ALL.to_vec(),
-            reconcile_after: config.reconcile_after,
-            reconcile_routed_after: config.reconcile_routed_after,
-            reconcile_every: config.reconcile_every,
+            reconcile: config.reconcile,
             connectors: connectors
                 .iter()
                 .map(|(platform, uri)| chat4all_api_gateway::ConnectorAddr {

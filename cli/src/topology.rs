@@ -102,15 +102,9 @@ pub struct TopologyConfig {
     /// so the default does not throttle; 0 uses each platform's own.
     #[arg(long, env = "CHAT4ALL_CONNECTOR_RATE", default_value_t = 100_000.0)]
     pub connector_rate: f64,
-    /// The gateway re-publishes messages still ACCEPTED after this long.
-    #[arg(long, env = "CHAT4ALL_RECONCILE_AFTER", value_parser = humantime::parse_duration, default_value = "60s")]
-    pub reconcile_after: Duration,
-    /// And messages still ROUTED, claimed by no sidecar, after this long.
-    #[arg(long, env = "CHAT4ALL_RECONCILE_ROUTED_AFTER", value_parser = humantime::parse_duration, default_value = "5m")]
-    pub reconcile_routed_after: Duration,
-    /// How often it looks for them.
-    #[arg(long, env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
-    pub reconcile_every: Duration,
+    /// When the gateway re-publishes messages whose record was lost.
+    #[command(flatten)]
+    pub reconcile: chat4all_api_gateway::ReconcileArgs,
     /// How long a service's Kafka producer may fail every record of a
     /// partition before the service replaces it (see
     /// `--kafka-producer-stall-secs`).
@@ -149,9 +143,7 @@ impl TopologyConfig {
             gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             partitions: 4,
             connector_rate: 100_000.0,
-            reconcile_after: Duration::from_secs(60),
-            reconcile_routed_after: Duration::from_secs(300),
-            reconcile_every: Duration::from_secs(10),
+            reconcile: chat4all_api_gateway::ReconcileArgs::default(),
             producer_stall_secs: 60,
             stop_timeout: Duration::from_secs(20),
             log_filter: "info".to_owned(),

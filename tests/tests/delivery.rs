@@ -314,8 +314,8 @@ async fn messages_survive_a_restart_on_the_same_data_directory() {
 async fn a_message_whose_record_was_lost_is_republished_and_sent_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = chat4all::SystemConfig::ephemeral(dir.path());
-    config.reconcile_after = Duration::from_millis(500);
-    config.reconcile_every = Duration::from_millis(200);
+    config.reconcile.after = Duration::from_millis(500);
+    config.reconcile.every = Duration::from_millis(200);
     let system = chat4all::System::start(config).await.unwrap();
 
     // Accepted by the store, but its `messages` record never produced: what a
@@ -339,8 +339,8 @@ async fn a_routed_message_whose_outbound_record_was_lost_is_routed_again_unless_
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = chat4all::SystemConfig::ephemeral(dir.path());
-    config.reconcile_routed_after = Duration::from_millis(500);
-    config.reconcile_every = Duration::from_millis(200);
+    config.reconcile.routed_after = Duration::from_millis(500);
+    config.reconcile.every = Duration::from_millis(200);
     let system = chat4all::System::start(config).await.unwrap();
 
     // Both routed, neither `<platform>-outbound` record ever produced: what

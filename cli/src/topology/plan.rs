@@ -269,16 +269,8 @@ impl Plan {
             ));
         }
 
-        let mut gateway_flags = vec![
-            "--gateway-listen".to_owned(),
-            gateway.to_string(),
-            "--reconcile-after".to_owned(),
-            humantime::format_duration(config.reconcile_after).to_string(),
-            "--reconcile-routed-after".to_owned(),
-            humantime::format_duration(config.reconcile_routed_after).to_string(),
-            "--reconcile-every".to_owned(),
-            humantime::format_duration(config.reconcile_every).to_string(),
-        ];
+        let mut gateway_flags = vec!["--gateway-listen".to_owned(), gateway.to_string()];
+        gateway_flags.extend(config.reconcile.to_flags());
         for (platform, grpc, _) in &adapters {
             gateway_flags.push("--connector".to_owned());
             gateway_flags.push(format!("{}=http://{grpc}", platform.as_str()));

@@ -44,9 +44,11 @@ impl TestTopology {
     /// replaced after ten seconds of failing rather than a minute.
     pub(crate) fn config(dir: &tempfile::TempDir) -> TopologyConfig {
         TopologyConfig {
-            reconcile_after: Duration::from_secs(2),
-            reconcile_routed_after: Duration::from_secs(20),
-            reconcile_every: Duration::from_millis(500),
+            reconcile: chat4all_api_gateway::ReconcileArgs {
+                after: Duration::from_secs(2),
+                routed_after: Duration::from_secs(20),
+                every: Duration::from_millis(500),
+            },
             producer_stall_secs: 10,
             stop_timeout: Duration::from_secs(15),
             ..TopologyConfig::ephemeral(dir.path(), env!("CARGO_BIN_EXE_chat4all"))
