@@ -15,5 +15,5 @@ pub mod services;
 pub mod system;
 pub mod topology;
 
-pub use system::{System, SystemConfig};
+pub use system::{Ready, System, SystemConfig, Webhook};
 pub use topology::{Topology, TopologyConfig};

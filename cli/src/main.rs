@@ -12,6 +12,11 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How long `chat4all dev` waits for its consumers to join: the mock
+/// cluster's first join takes about 3 s, the rest is slack for a loaded
+/// machine.
+const DEV_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Parser)]
 #[command(
     version,
@@ -157,19 +162,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev { system, telemetry } => {
             let telemetry = chat4all_telemetry::init(&telemetry)?;
+            println!("starting every service; ready once each Kafka consumer has joined its group…");
             let system = System::start(system).await?;
             let metrics = telemetry.serve_metrics(system.shutdown_token()).await?;
-            println!("chat4all is running");
+            let shutdown = chat4all_telemetry::shutdown_signal();
+            tokio::pin!(shutdown);
+            let ready = tokio::select! {
+                ready = system.ready(DEV_READY_WITHIN) => ready,
+                () = &mut shutdown => return system.stop().await,
+            };
+            let ready = match ready {
+                Ok(ready) => ready,
+                Err(error) => {
+                    let _ = system.stop().await;
+                    return Err(error);
+                }
+            };
+            println!("chat4all is ready");
             println!("  gateway    {}", system.gateway_url());
             println!("  store      http://{}", system.store_addr);
             println!("  simulator  http://{}", system.simulator_addr);
             println!("  metrics    http://{metrics}/metrics");
             println!("  kafka      {}", system.kafka.bootstrap);
+            print!("{ready}");
             println!(
                 "try: chat4all send --to whatsapp:15551234567 --text hi --gateway {}",
                 system.gateway_url()
             );
-            chat4all_telemetry::shutdown_signal().await;
+            shutdown.await;
             system.stop().await
         }
         Command::Topology { config } => topology(config).await,

@@ -3,20 +3,23 @@
 //!
 //! Start order follows the data: Kafka and its topics, the store, the
 //! simulator, the adapter (which needs the simulator's address, and whose
-//! webhook address the simulator needs back), then the services. Stop is one
-//! cancellation: each service drains, commits and flushes; the store closes
-//! last, then Kafka.
+//! webhook address the simulator needs back), then the services. Started is
+//! not ready: [`System::ready`] waits until every consumer has joined its
+//! group, so the first message does not wait seconds for the join. Stop is
+//! one cancellation: each service drains, commits and flushes; the store
+//! closes last, then Kafka.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chat4all_adapter::{AdapterArgs, BoundAdapter};
 use chat4all_domain::Platform;
 use chat4all_kafka::mock::MockKafka;
-use chat4all_kafka::{KafkaArgs, topics};
+use chat4all_kafka::{KafkaArgs, Readiness, topics};
 use chat4all_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use chat4all_store::SharedStore;
 use chat4all_store::embedded::EmbeddedStore;
@@ -76,10 +79,26 @@ impl SystemConfig {
     }
 }
 
+/// An adapter's webhook endpoint, and how a webhook posted to it by hand
+/// must be signed to be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub platform: Platform,
+    pub url: String,
+    /// The signature header and the one-machine secret behind it.
+    pub signing: String,
+}
+
+/// Meta's signature (WhatsApp, Messenger, Instagram) with `app_secret`.
+fn meta_signing(app_secret: &str) -> String {
+    format!("X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body, key {app_secret:?}>")
+}
+
 /// Every platform's adapter, bound to free ports, calling the simulator at
-/// `base_url`. Credentials are the adapters' defaults, which are the
-/// simulator's.
-async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAdapter)>> {
+/// `base_url`, with how its webhooks are signed, in the order of
+/// `Platform::ALL`. Credentials are the
+/// adapters' built-in one-machine defaults, which are the simulator's.
+async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAdapter, String)>> {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     // Every adapter serves on free ports, so only the base URL differs from
     // the defaults; each platform keeps its own credentials' defaults.
@@ -89,53 +108,114 @@ async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAd
         webhook_listen: any,
         ..Default::default()
     };
-    Ok(vec![
+    let whatsapp = chat4all_whatsapp::WhatsAppConfig {
+        serve: serve.clone(),
+        ..Default::default()
+    };
+    let messenger = chat4all_messenger::MessengerConfig {
+        serve: serve.clone(),
+        ..Default::default()
+    };
+    let instagram = chat4all_instagram::InstagramConfig {
+        serve: serve.clone(),
+        ..Default::default()
+    };
+    let telegram = chat4all_telegram::TelegramConfig {
+        serve: serve.clone(),
+        ..Default::default()
+    };
+    let chotot = chat4all_chotot::ChototConfig {
+        serve,
+        ..Default::default()
+    };
+    // Read before the configurations move into their adapters.
+    let signing = [
+        meta_signing(whatsapp.app_secret.expose()),
+        meta_signing(instagram.meta.app_secret.expose()),
+        meta_signing(messenger.meta.app_secret.expose()),
+        format!(
+            "X-Telegram-Bot-Api-Secret-Token: {}",
+            telegram.webhook_secret.expose()
+        ),
+        format!(
+            "X-Chotot-Signature: <hex HMAC-SHA256 of the body, key {:?}>",
+            chotot.webhook_secret.expose()
+        ),
+    ];
+    let adapters = [
         (
             Platform::WhatsApp,
-            chat4all_whatsapp::bind(chat4all_whatsapp::WhatsAppConfig {
-                serve: serve.clone(),
-                ..Default::default()
-            })
-            .await
-            .context("starting the WhatsApp adapter")?,
-        ),
-        (
-            Platform::Messenger,
-            chat4all_messenger::bind(chat4all_messenger::MessengerConfig {
-                serve: serve.clone(),
-                ..Default::default()
-            })
-            .await
-            .context("starting the Messenger adapter")?,
+            chat4all_whatsapp::bind(whatsapp)
+                .await
+                .context("starting the WhatsApp adapter")?,
         ),
         (
             Platform::Instagram,
-            chat4all_instagram::bind(chat4all_instagram::InstagramConfig {
-                serve: serve.clone(),
-                ..Default::default()
-            })
-            .await
-            .context("starting the Instagram adapter")?,
+            chat4all_instagram::bind(instagram)
+                .await
+                .context("starting the Instagram adapter")?,
+        ),
+        (
+            Platform::Messenger,
+            chat4all_messenger::bind(messenger)
+                .await
+                .context("starting the Messenger adapter")?,
         ),
         (
             Platform::Telegram,
-            chat4all_telegram::bind(chat4all_telegram::TelegramConfig {
-                serve: serve.clone(),
-                ..Default::default()
-            })
-            .await
-            .context("starting the Telegram adapter")?,
+            chat4all_telegram::bind(telegram)
+                .await
+                .context("starting the Telegram adapter")?,
         ),
         (
             Platform::Chotot,
-            chat4all_chotot::bind(chat4all_chotot::ChototConfig {
-                serve,
-                ..Default::default()
-            })
-            .await
-            .context("starting the Chotot adapter")?,
+            chat4all_chotot::bind(chotot)
+                .await
+                .context("starting the Chotot adapter")?,
         ),
-    ])
+    ];
+    Ok(adapters
+        .into_iter()
+        .zip(signing)
+        .map(|((platform, adapter), signing)| (platform, adapter, signing))
+        .collect())
+}
+
+/// The system once every consumer has its partitions: what `chat4all dev`
+/// prints.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// From the start of [`System::start`].
+    pub after: Duration,
+    /// The consumers waited for, by name.
+    pub consumers: Vec<String>,
+    pub webhooks: Vec<Webhook>,
+}
+
+impl fmt::Display for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  consumers  {} joined their groups ({:.1} s after start); the gateway's message-events tail is assigned",
+            self.consumers.len(),
+            self.after.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "  webhooks   where the simulator posts; sign what you post with the adapters' built-in dev secrets \
+             (connectors/<platform>/src/config.rs, the simulator's too)"
+        )?;
+        for webhook in &self.webhooks {
+            writeln!(
+                f,
+                "    {:<10} {}  {}",
+                webhook.platform.as_str(),
+                webhook.url,
+                webhook.signing
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// The running system.
@@ -146,14 +226,23 @@ pub struct System {
     pub simulator: SimulatorHandle,
     pub kafka: KafkaArgs,
     pub store: SharedStore,
+    /// The adapters' webhook endpoints, in the order of `Platform::ALL`.
+    pub webhooks: Vec<Webhook>,
+    /// Every consumer of the system; see [`System::ready`].
+    pub readiness: Readiness,
+    started: Instant,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     kafka_cluster: Option<MockKafka>,
 }
 
 impl System {
+    /// Starts every service; they are ready only once [`System::ready`]
+    /// says so.
     pub async fn start(config: SystemConfig) -> anyhow::Result<Self> {
+        let started = Instant::now();
         let shutdown = CancellationToken::new();
+        let readiness = Readiness::new();
         let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
         // Before any service asks for its tracer.
         if let Some(endpoint) = config
@@ -206,8 +295,14 @@ impl System {
 
         let adapters = start_adapters(&format!("http://{simulator_addr}")).await?;
         let mut connectors = Vec::with_capacity(adapters.len());
-        for (platform, adapter) in adapters {
+        let mut webhooks = Vec::with_capacity(adapters.len());
+        for (platform, adapter, signing) in adapters {
             simulator_handle.set_webhook_target(platform.as_str(), adapter.webhook_url());
+            webhooks.push(Webhook {
+                platform,
+                url: adapter.webhook_url(),
+                signing,
+            });
             connectors.push((platform, format!("http://{}", adapter.grpc_addr())));
             tasks.push((platform.as_str(), tokio::spawn(adapter.run(shutdown.clone()))));
         }
@@ -226,29 +321,37 @@ impl System {
             inbound_dedup_window: config.router.dedup_window,
             ..Default::default()
         };
+        // The gateway's message-events tail is assigned its partitions
+        // directly, before bind returns: it has no group join to wait for.
         let gateway = chat4all_api_gateway::bind(&gateway_config, &kafka, store.clone()).await?;
         let gateway_addr = gateway.local_addr();
         tasks.push(("api-gateway", tokio::spawn(gateway.run(shutdown.clone()))));
 
+        // Every part is registered here, before any is waited for.
         tasks.push(("router", {
             let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
             let router = config.router.clone();
-            tokio::spawn(async move { chat4all_router::run(&router, &kafka, store, None, shutdown).await })
+            let ready = readiness.part("router");
+            tokio::spawn(
+                async move { chat4all_router::run(&router, &kafka, store, None, ready, shutdown).await },
+            )
         }));
         tasks.push(("status-consumer", {
             let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
+            let ready = readiness.part("status-consumer");
             tokio::spawn(async move {
-                chat4all_status_consumer::run(&Default::default(), &kafka, store, shutdown).await
+                chat4all_status_consumer::run(&Default::default(), &kafka, store, ready, shutdown).await
             })
         }));
         for (platform, connector_addr) in connectors {
             let mut sidecar = chat4all_connector_sidecar::SidecarConfig::new(platform, connector_addr);
             sidecar.rate_per_second = (config.connector_rate > 0.0).then_some(config.connector_rate);
             let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
+            let ready = readiness.part(format!("{platform}-sidecar"));
             tasks.push((
                 "sidecar",
                 tokio::spawn(async move {
-                    chat4all_connector_sidecar::run(&sidecar, &kafka, store, None, shutdown).await
+                    chat4all_connector_sidecar::run(&sidecar, &kafka, store, None, ready, shutdown).await
                 }),
             ));
         }
@@ -260,9 +363,40 @@ impl System {
             simulator: simulator_handle,
             kafka,
             store,
+            webhooks,
+            readiness,
+            started,
             shutdown,
             tasks,
             kafka_cluster: Some(cluster),
+        })
+    }
+
+    /// Waits until every consumer has its partitions, so a message sent
+    /// from now on is routed at once. Fails if a service stops first, or
+    /// after `within`, naming the consumers still waiting.
+    pub async fn ready(&self, within: Duration) -> anyhow::Result<Ready> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some((name, _)) = self.tasks.iter().find(|(_, task)| task.is_finished()) {
+                anyhow::bail!("{name} stopped before the system was ready");
+            }
+            // Woken by the last flag, or every 100 ms to look at the tasks.
+            let step = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            if tokio::time::timeout_at(step, self.readiness.wait()).await.is_ok() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "not ready within {within:?}: waiting for {} to join their groups",
+                    self.readiness.pending().join(", ")
+                );
+            }
+        }
+        Ok(Ready {
+            after: self.started.elapsed(),
+            consumers: self.readiness.parts(),
+            webhooks: self.webhooks.clone(),
         })
     }
 

@@ -20,7 +20,7 @@ use crate::lag::LagContext;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
-use crate::{KafkaArgs, KafkaError, Producer, RecordHeaders, topics};
+use crate::{KafkaArgs, KafkaError, Producer, ReadyFlag, RecordHeaders, topics};
 
 /// A record as handlers see it, owned.
 #[derive(Debug, Clone)]
@@ -81,6 +81,8 @@ pub struct ConsumerSettings {
     pub topics: Vec<String>,
     pub max_batch: usize,
     pub linger: Duration,
+    /// Set on the member's first assignment.
+    pub ready: ReadyFlag,
 }
 
 impl ConsumerSettings {
@@ -90,7 +92,13 @@ impl ConsumerSettings {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             max_batch: 500,
             linger: Duration::from_millis(2),
+            ready: ReadyFlag::unwatched(),
         }
+    }
+
+    /// Reports the member's first assignment on `ready`.
+    pub fn with_ready(self, ready: ReadyFlag) -> Self {
+        Self { ready, ..self }
     }
 }
 
@@ -133,7 +141,7 @@ impl BatchConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .create_with_context(LagContext::new(&settings.group_id))?;
+            .create_with_context(LagContext::new(&settings.group_id, settings.ready.clone()))?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {

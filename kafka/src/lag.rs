@@ -1,22 +1,28 @@
-//! Consumer lag per topic, from librdkafka's own statistics: each partition
-//! this member holds reports how far its position is behind the high
-//! watermark, and the gauge is their sum per topic.
+//! What a group member's librdkafka context reports: consumer lag per
+//! topic, from librdkafka's own statistics (each partition this member
+//! holds reports how far its position is behind the high watermark, and
+//! the gauge is their sum per topic), and its first assignment, which
+//! makes the member ready ([`crate::ready`]).
 
 use rdkafka::ClientContext;
 use rdkafka::Statistics;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+
+use crate::ReadyFlag;
 
 /// How often librdkafka reports, in milliseconds.
 pub(crate) const STATISTICS_INTERVAL_MS: &str = "5000";
 
 pub(crate) struct LagContext {
     group: String,
+    assigned: ReadyFlag,
 }
 
 impl LagContext {
-    pub(crate) fn new(group: &str) -> Self {
+    pub(crate) fn new(group: &str, assigned: ReadyFlag) -> Self {
         Self {
             group: group.to_owned(),
+            assigned,
         }
     }
 }
@@ -37,4 +43,13 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for LagContext {
+    // Runs on the thread polling the consumer, after librdkafka applied the
+    // assignment: the member fetches from here on.
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(group = %self.group, partitions = partitions.count(), "partitions assigned");
+            self.assigned.set();
+        }
+    }
+}

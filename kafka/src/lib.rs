@@ -2,7 +2,8 @@
 //! record headers (`traceparent`, `message-id`, `content-type`), a producer
 //! that keeps enqueue order, the batch consumer loop (commit only after the
 //! effect is durable, malformed records to `<topic>.dlq`), topic creation,
-//! and librdkafka's in-process mock cluster for the one-machine mode.
+//! whether every consumer has its partitions ([`ready`]), and librdkafka's
+//! in-process mock cluster for the one-machine mode.
 
 pub mod admin;
 mod announce;
@@ -13,6 +14,7 @@ pub mod hops;
 mod lag;
 pub mod mock;
 mod producer;
+pub mod ready;
 mod stalls;
 pub mod tail;
 pub mod topics;
@@ -23,6 +25,7 @@ pub use consumer::{BatchHandler, ConsumerSettings, DeadLetter, HandlerError, Rec
 pub use headers::RecordHeaders;
 pub use producer::{Delivery, Producer};
 pub use rdkafka::error::KafkaError;
+pub use ready::{Readiness, ReadyFlag};
 
 /// Decodes a protobuf payload, or says why it is not one (the DLQ reason).
 pub fn decode<T: prost::Message + Default>(payload: &[u8]) -> Result<T, String> {

@@ -34,7 +34,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let (router, kafka) = (cli.router.clone(), cli.kafka.clone());
     process
         .run_with_health(|shutdown, health| async move {
-            crate::run(&router, &kafka, store, health, shutdown).await
+            let ready = chat4all_kafka::ready::single("router", health.as_ref(), &shutdown);
+            crate::run(&router, &kafka, store, health, ready, shutdown).await
         })
         .await
 }

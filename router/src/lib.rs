@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chat4all_kafka::{
-    BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record, topics,
+    BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, ReadyFlag, Record, topics,
 };
 use chat4all_store::SharedStore;
 use chat4all_telemetry::HopTracer;
@@ -75,15 +75,18 @@ impl Default for RouterConfig {
     }
 }
 
-/// Consumes until `shutdown`, then commits and flushes.
+/// Consumes until `shutdown`, then commits and flushes. `ready` is set once
+/// the router has its partitions.
 pub async fn run(
     config: &RouterConfig,
     kafka: &KafkaArgs,
     store: SharedStore,
     health: Option<HealthReporter>,
+    ready: ReadyFlag,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let settings = ConsumerSettings::new(&config.group, &[topics::MESSAGES, topics::INBOUND]);
+    let settings =
+        ConsumerSettings::new(&config.group, &[topics::MESSAGES, topics::INBOUND]).with_ready(ready);
     let dedup_window = config.dedup_window;
     let guard = Arc::new(LoopGuard::new(LoopGuardConfig {
         max_bounces: config.loop_guard_bounces.max(1),

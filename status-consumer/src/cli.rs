@@ -37,6 +37,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let (config, kafka) = (cli.status.clone(), cli.kafka.clone());
     process
-        .run(|shutdown| async move { crate::run(&config, &kafka, store, shutdown).await })
+        .run_with_health(|shutdown, health| async move {
+            let ready = chat4all_kafka::ready::single("status-consumer", health.as_ref(), &shutdown);
+            crate::run(&config, &kafka, store, ready, shutdown).await
+        })
         .await
 }

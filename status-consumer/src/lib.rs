@@ -11,8 +11,8 @@ pub mod cli;
 use anyhow::Context as _;
 use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};
 use chat4all_kafka::{
-    Announcements, BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, Record,
-    decode, hops, topics,
+    Announcements, BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, ReadyFlag,
+    Record, decode, hops, topics,
 };
 use chat4all_proto::v1 as pb;
 use chat4all_store::{MessageRef, SharedStore, StatusChange, TransitionOutcome, TransitionResult};
@@ -40,14 +40,16 @@ impl Default for StatusConsumerConfig {
     }
 }
 
-/// Consumes until `shutdown`, then commits and flushes.
+/// Consumes until `shutdown`, then commits and flushes. `ready` is set once
+/// the consumer has its partitions.
 pub async fn run(
     config: &StatusConsumerConfig,
     kafka: &KafkaArgs,
     store: SharedStore,
+    ready: ReadyFlag,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]);
+    let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]).with_ready(ready);
     let tracer = chat4all_telemetry::spans::tracer("chat4all-status-consumer");
     let make = |producer| Applier {
         store,

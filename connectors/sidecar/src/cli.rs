@@ -39,7 +39,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let (config, kafka) = (cli.sidecar.clone(), cli.kafka.clone());
     process
         .run_with_health(|shutdown, health| async move {
-            crate::run(&config, &kafka, store, health, shutdown).await
+            let ready = chat4all_kafka::ready::single("connector-sidecar", health.as_ref(), &shutdown);
+            crate::run(&config, &kafka, store, health, ready, shutdown).await
         })
         .await
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chat4all_domain::Platform;
-use chat4all_kafka::{ConsumerSettings, KafkaArgs, Producer};
+use chat4all_kafka::{ConsumerSettings, KafkaArgs, Producer, ReadyFlag};
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient};
 use chat4all_store::SharedStore;
 use tokio_util::sync::CancellationToken;
@@ -38,12 +38,14 @@ pub use config::SidecarConfig;
 /// flushes. With `health`, the breaker's state is reported as the service
 /// `chat4all.sidecar.<platform>.breaker` (NOT_SERVING while open); the
 /// pod's own health stays SERVING, since restarting it would not bring the
-/// platform back.
+/// platform back. `ready` is set once the adapter answered and the
+/// sidecar has its partitions.
 pub async fn run(
     config: &SidecarConfig,
     kafka: &KafkaArgs,
     store: SharedStore,
     health: Option<HealthReporter>,
+    ready: ReadyFlag,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let platform = config.platform;
@@ -105,7 +107,7 @@ pub async fn run(
             shutdown.clone(),
         )
     };
-    let settings = ConsumerSettings::new(group, &[topic.as_str()]);
+    let settings = ConsumerSettings::new(group, &[topic.as_str()]).with_ready(ready);
     let consumed = chat4all_kafka::consume(kafka, settings, make, shutdown.clone())
         .await
         .with_context(|| format!("consuming {topic}"));
