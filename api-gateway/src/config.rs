@@ -50,6 +50,17 @@ pub struct GatewayConfig {
     /// redelivery, as the router's inbound window.
     #[arg(long = "inbound-dedup-window", env = "CHAT4ALL_INBOUND_DEDUP_WINDOW", value_parser = humantime::parse_duration, default_value = "24h")]
     pub inbound_dedup_window: Duration,
+    /// The most WatchMessages streams open at once on this gateway; past it
+    /// WatchMessages answers RESOURCE_EXHAUSTED. A stream on a scope of its
+    /// own holds an 8 KiB event buffer besides its HTTP/2 state, so the
+    /// default, 10,000, keeps those buffers under 80 MiB.
+    #[arg(
+        long = "max-watch-streams",
+        env = "CHAT4ALL_MAX_WATCH_STREAMS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_watch_streams: u32,
 }
 
 /// Where one platform's connector listens.
@@ -132,6 +143,7 @@ impl Default for GatewayConfig {
             connectors: Vec::new(),
             connector_timeout: Duration::from_secs(5),
             inbound_dedup_window: Duration::from_secs(24 * 60 * 60),
+            max_watch_streams: 10_000,
         }
     }
 }
@@ -163,6 +175,25 @@ mod tests {
     struct Flags {
         #[command(flatten)]
         reconcile: ReconcileArgs,
+    }
+
+    #[derive(clap::Parser)]
+    struct Gateway {
+        #[command(flatten)]
+        gateway: GatewayConfig,
+    }
+
+    #[test]
+    fn max_watch_streams_defaults_as_dev_does_and_refuses_zero() {
+        use clap::Parser as _;
+        let flagless = Gateway::try_parse_from(["gateway"]).unwrap().gateway;
+        assert_eq!(
+            flagless.max_watch_streams,
+            GatewayConfig::default().max_watch_streams
+        );
+        let set = Gateway::try_parse_from(["gateway", "--max-watch-streams", "3"]).unwrap();
+        assert_eq!(set.gateway.max_watch_streams, 3);
+        assert!(Gateway::try_parse_from(["gateway", "--max-watch-streams", "0"]).is_err());
     }
 
     #[test]

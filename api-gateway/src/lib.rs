@@ -64,7 +64,7 @@ pub async fn bind(
         .await
         .context("assigning the message-events partitions")?;
     let tracer = chat4all_telemetry::spans::tracer("chat4all-api-gateway");
-    let watchers = Watchers::new(tracer.clone());
+    let watchers = Watchers::new(tracer.clone(), config.max_watch_streams);
     let connectors = vendors::Connectors::new(&config.connectors, config.connector_timeout)?;
     let service = Messaging::new(
         config.clone(),

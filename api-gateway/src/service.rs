@@ -289,7 +289,7 @@ impl MessagingService for Messaging {
                 ));
             }
         };
-        Ok(Response::new(Box::pin(self.watchers.subscribe(scope))))
+        Ok(Response::new(Box::pin(self.watchers.subscribe(scope)?)))
     }
 
     async fn get_channel_info(

@@ -51,3 +51,17 @@ pub(crate) fn kafka(error: &chat4all_kafka::KafkaError) -> Status {
         "the message was stored but could not be queued for delivery; retry with the same idempotency key",
     )
 }
+
+/// The stream ends with this: the watcher re-reads what it missed.
+pub(crate) fn watcher_lagged(missed: u64) -> Status {
+    Status::resource_exhausted(format!(
+        "watcher fell {missed} events behind; re-read the conversation with ListMessages and watch again"
+    ))
+}
+
+pub(crate) fn too_many_watchers(limit: u32) -> Status {
+    Status::resource_exhausted(format!(
+        "this gateway already serves {limit} WatchMessages streams, its limit \
+         (--max-watch-streams, CHAT4ALL_MAX_WATCH_STREAMS); close one or retry later"
+    ))
+}
