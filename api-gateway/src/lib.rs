@@ -106,18 +106,11 @@ impl BoundGateway {
             producer,
             tracer,
         } = self;
-        let (health_reporter, health) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<MessagingServiceServer<Messaging>>()
-            .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(chat4all_proto::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("building gRPC reflection")?;
-        // grpcurl 1.8 speaks only v1alpha.
-        let reflection_alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(chat4all_proto::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
+        let (routes, health) = chat4all_telemetry::GrpcPort::new()
+            .descriptors(chat4all_proto::FILE_DESCRIPTOR_SET)
+            .serve(MessagingServiceServer::new(service))
+            .build()
+            .await
             .context("building gRPC reflection")?;
         let closer = {
             let (watchers, shutdown) = (watchers.clone(), shutdown.clone());
@@ -135,11 +128,11 @@ impl BoundGateway {
         ));
         let tail_task = tokio::spawn(tail.run(move |record| watchers.dispatch(&record), shutdown.clone()));
         let served = tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(reflection_alpha)
-            .add_service(MessagingServiceServer::new(service))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                health.draining(shutdown.clone()),
+            )
             .await;
         let _ = tokio::join!(tail_task, closer, reconciler);
         producer

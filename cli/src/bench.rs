@@ -265,12 +265,17 @@ async fn echo_baseline(options: &BenchOptions) -> anyhow::Result<Figures> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let server = tokio::spawn({
-        let stop = stop.clone();
+    // Health and reflection as on every port; a call to Echo never meets them.
+    let (routes, health) = chat4all_telemetry::GrpcPort::new()
+        .descriptors(chat4all_proto::FILE_DESCRIPTOR_SET)
+        .serve(echo_server::EchoServer::new(Echo))
+        .build()
+        .await?;
+    let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(echo_server::EchoServer::new(Echo))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
-    });
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), health.draining(stop.clone())),
+    );
     let text = "x".repeat(options.text_bytes);
     let started = Instant::now();
     let mut tasks = Vec::new();

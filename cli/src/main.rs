@@ -1,11 +1,12 @@
 //! `chat4all`: run the whole system on this machine, send, follow, measure.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chat4all::{System, SystemConfig, Topology, TopologyConfig, bench, client};
 use chat4all_proto::v1::{self as pb, SendMessageRequest};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 // Many threads allocate and free small buffers (gRPC, HTTP, Kafka):
 // glibc's malloc spent about a tenth of the benchmark's CPU on it.
@@ -140,7 +141,7 @@ enum Migration {
 async fn main() -> std::process::ExitCode {
     // One line a cause, never a backtrace: the CLI's errors are the user's
     // to read (a refused request, an unreachable gateway).
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(as_invoked(std::env::args_os()));
     // A service run here keeps its own exit codes (EX_USAGE for a
     // configuration it refuses).
     let result = match cli.command {
@@ -156,6 +157,29 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The arguments as `chat4all` takes them. The image ships this one binary
+/// with every service's name linked to it (busybox style), so the chart's
+/// `chat4all-router …` runs as `chat4all run router …`: a link named
+/// `chat4all-<service>` becomes `chat4all run <service>`. Any other name,
+/// `chat4all` itself included, is taken as it is.
+fn as_invoked(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let service = args
+        .first()
+        .and_then(|program| Path::new(program).file_name())
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix("chat4all-"))
+        .map(str::to_owned);
+    if let Some(service) = service
+        && Cli::command()
+            .find_subcommand("run")
+            .is_some_and(|run| run.find_subcommand(&service).is_some())
+    {
+        args.splice(..1, ["chat4all".into(), "run".into(), service.into()]);
+    }
+    args
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -330,4 +354,65 @@ async fn topology(config: TopologyConfig) -> anyhow::Result<()> {
     }
     println!("stopping every service, then the broker…");
     topology.stop().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invoked(args: &[&str]) -> Vec<String> {
+        as_invoked(args.iter().map(OsString::from))
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_link_named_after_a_service_runs_that_service() {
+        assert_eq!(
+            invoked(&["/usr/local/bin/chat4all-router", "--help"]),
+            ["chat4all", "run", "router", "--help"]
+        );
+        assert_eq!(
+            invoked(&["chat4all-connector-sidecar", "--platform", "chotot"]),
+            ["chat4all", "run", "connector-sidecar", "--platform", "chotot"]
+        );
+        // Every service the image links, by its binary's name.
+        for service in [
+            "store",
+            "api-gateway",
+            "status-consumer",
+            "whatsapp",
+            "messenger",
+            "instagram",
+            "telegram",
+            "chotot",
+            "simulator",
+        ] {
+            let name = format!("chat4all-{service}");
+            assert_eq!(invoked(&[&name]), ["chat4all", "run", service]);
+        }
+    }
+
+    #[test]
+    fn any_other_name_is_taken_as_it_is() {
+        for args in [
+            &["chat4all", "dev"][..],
+            &["target/release/chat4all", "run", "router"],
+            &["chat4all-nothing", "dev"],
+            &["chat4all-", "dev"],
+        ] {
+            assert_eq!(invoked(args), args);
+        }
+        assert!(invoked(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_linked_service_parses_as_chat4all_run() {
+        let cli = Cli::try_parse_from(as_invoked(
+            ["chat4all-router", "--router-group", "r"].map(OsString::from),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(cli.command, Command::Run { .. }));
+    }
 }

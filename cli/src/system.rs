@@ -25,7 +25,6 @@ use chat4all_store::SharedStore;
 use chat4all_store::embedded::EmbeddedStore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 /// What the one-machine system needs to know.
@@ -228,6 +227,8 @@ pub struct System {
     pub store: SharedStore,
     /// The adapters' webhook endpoints, in the order of `Platform::ALL`.
     pub webhooks: Vec<Webhook>,
+    /// The adapters' `Connector` gRPC URLs, in the order of `Platform::ALL`.
+    pub connectors: Vec<(Platform, String)>,
     /// Every consumer of the system; see [`System::ready`].
     pub readiness: Readiness,
     started: Instant,
@@ -266,20 +267,14 @@ impl System {
             .await
             .context("binding the store port")?;
         let store_addr = store_listener.local_addr()?;
-        tasks.push(("store", {
-            let service = chat4all_store::grpc::server(store.clone());
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(
-                        TcpListenerStream::new(store_listener),
-                        shutdown.cancelled(),
-                    )
-                    .await
-                    .context("serving the store")
-            })
-        }));
+        tasks.push((
+            "store",
+            tokio::spawn(chat4all_store::grpc::serve(
+                store.clone(),
+                store_listener,
+                shutdown.clone(),
+            )),
+        ));
 
         // Webhook targets are set once the adapters have their ports.
         let sim_config = SimulatorConfig {
@@ -343,7 +338,7 @@ impl System {
                 chat4all_status_consumer::run(&Default::default(), &kafka, store, ready, shutdown).await
             })
         }));
-        for (platform, connector_addr) in connectors {
+        for (platform, connector_addr) in connectors.clone() {
             let mut sidecar = chat4all_connector_sidecar::SidecarConfig::new(platform, connector_addr);
             sidecar.rate_per_second = (config.connector_rate > 0.0).then_some(config.connector_rate);
             let (kafka, store, shutdown) = (kafka.clone(), store.clone(), shutdown.clone());
@@ -364,6 +359,7 @@ impl System {
             kafka,
             store,
             webhooks,
+            connectors,
             readiness,
             started,
             shutdown,

@@ -7,12 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chat4all_proto::v1::message_store_server::MessageStoreServer;
-use tonic::transport::server::TcpIncoming;
 
 use crate::SharedStore;
 use crate::embedded::{EmbeddedOptions, EmbeddedStore, Synchronous};
-use crate::grpc::StoreService;
 use crate::scylla::{ScyllaConfig, ScyllaStore, ScyllaStoreOptions};
 
 /// The MessageStore gRPC service, over the embedded backend (one machine)
@@ -96,17 +93,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
-            let (health_reporter, health) = tonic_health::server::health_reporter();
-            health_reporter
-                .set_serving::<MessageStoreServer<StoreService>>()
-                .await;
             tracing::info!(addr = %listener.local_addr()?, ?backend, "store listening");
-            tonic::transport::Server::builder()
-                .add_service(health)
-                .add_service(crate::grpc::server(store))
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
-                .await
-                .context("serving")?;
+            crate::grpc::serve(store, listener, shutdown).await?;
             if let Some(embedded) = embedded {
                 embedded.close().await;
             }

@@ -1,7 +1,8 @@
 //! gRPC health (`grpc.health.v1`) for services that serve no other gRPC:
-//! the consumers. Kubernetes probes it with its built-in `grpc:` probe.
-//! SERVING once started; NOT_SERVING as soon as shutdown begins, so traffic
-//! and restarts route around a draining pod.
+//! the consumers; a [`GrpcPort`] with no services of its own. Kubernetes
+//! probes it with its built-in `grpc:` probe. SERVING once started;
+//! NOT_SERVING as soon as shutdown begins, so traffic and restarts route
+//! around a draining pod.
 
 use std::net::SocketAddr;
 
@@ -9,8 +10,9 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+
+use crate::GrpcPort;
 
 /// The gRPC health flag of the consumer services.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,8 +26,9 @@ pub struct HealthArgs {
     pub listen: SocketAddr,
 }
 
-/// Binds and serves health until `shutdown`; returns the bound address and
-/// the reporter, for services that report on parts of themselves.
+/// Binds and serves health (and reflection, which lists only health and
+/// itself) until `shutdown`; returns the bound address and the reporter,
+/// for services that report on parts of themselves.
 pub async fn serve_grpc_health(
     addr: SocketAddr,
     shutdown: CancellationToken,
@@ -34,22 +37,19 @@ pub async fn serve_grpc_health(
         .await
         .with_context(|| format!("binding gRPC health on {addr}"))?;
     let bound = listener.local_addr()?;
-    let (reporter, service) = tonic_health::server::health_reporter();
-    reporter.set_service_status("", ServingStatus::Serving).await;
-    let handed_out = reporter.clone();
+    let (routes, health) = GrpcPort::new()
+        .build()
+        .await
+        .context("building gRPC reflection")?;
+    let reporter = health.reporter().clone();
     tokio::spawn(async move {
-        let stopping = shutdown.clone();
-        let flip = async move {
-            stopping.cancelled().await;
-            reporter.set_service_status("", ServingStatus::NotServing).await;
-        };
-        let serve = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned());
-        let (_, served) = tokio::join!(flip, serve);
+        let served = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), health.draining(shutdown))
+            .await;
         if let Err(error) = served {
             tracing::warn!(%error, "gRPC health server stopped");
         }
     });
-    Ok((bound, handed_out))
+    Ok((bound, reporter))
 }

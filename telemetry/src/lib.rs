@@ -1,10 +1,12 @@
 //! What every Chat4All binary sets up once: JSON logs, the Prometheus
-//! recorder and its `/metrics` endpoint, the shutdown signal, and the W3C
-//! trace context that rides along each message.
+//! recorder and its `/metrics` endpoint, the shutdown signal, health and
+//! reflection for its gRPC ports, and the W3C trace context that rides
+//! along each message.
 //!
 //! One process may host many services (the one-machine mode), so the
 //! recorder and the log subscriber are installed at most once per process.
 
+mod grpc_port;
 mod health;
 mod logging;
 mod metrics_endpoint;
@@ -15,6 +17,7 @@ pub mod trace_context;
 
 use std::net::SocketAddr;
 
+pub use grpc_port::{GrpcPort, PortHealth};
 pub use health::{HealthArgs, serve_grpc_health};
 pub use logging::LogFormat;
 pub use metrics_endpoint::{MetricsEndpoint, metrics_handle};

@@ -1,6 +1,9 @@
 //! Helpers for the end-to-end tests in `tests/`: start the one-machine
 //! system on a fresh data directory, talk to it through its public gRPC API,
-//! wait for messages to reach a state.
+//! wait for messages to reach a state, ask a port what it serves
+//! ([`introspect`]).
+
+pub mod introspect;
 
 use std::time::{Duration, Instant};
 

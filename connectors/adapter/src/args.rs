@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::{AdapterError, BoundAdapter, PlatformAdapter, ServeConfig};
+use crate::{AdapterError, BoundAdapter, PlatformAdapter, ServeConfig, WebhookLimits};
 
 /// The simulator's default address.
 pub const DEFAULT_API_BASE_URL: &str = "http://127.0.0.1:9100";
@@ -43,6 +43,10 @@ pub struct AdapterArgs {
     /// How many webhook events wait for the sidecar before webhooks get 503.
     #[arg(long, env = "CHAT4ALL_EVENT_QUEUE_CAPACITY", default_value_t = 10_000)]
     pub event_queue_capacity: usize,
+    /// What the webhook server grants each client (`--webhook-*-timeout`,
+    /// `--webhook-max-connections`).
+    #[command(flatten)]
+    pub webhook_limits: WebhookLimits,
 }
 
 impl Default for AdapterArgs {
@@ -70,6 +74,7 @@ impl AdapterArgs {
             webhook_listen: SocketAddr::from(([127, 0, 0, 1], webhook_port)),
             request_timeout: Duration::from_secs(10),
             event_queue_capacity: 10_000,
+            webhook_limits: WebhookLimits::default(),
         }
     }
 
@@ -86,6 +91,20 @@ impl AdapterArgs {
         if self.event_queue_capacity == 0 {
             return invalid("event_queue_capacity", "must be at least 1");
         }
+        let limits = &self.webhook_limits;
+        // Zero would cut every client off before its first byte.
+        for (field, timeout) in [
+            ("webhook_header_timeout", limits.header_timeout),
+            ("webhook_body_timeout", limits.body_timeout),
+            ("webhook_idle_timeout", limits.idle_timeout),
+        ] {
+            if timeout.is_zero() {
+                return invalid(field, "must be more than zero");
+            }
+        }
+        if limits.max_connections == 0 {
+            return invalid("webhook_max_connections", "must be at least 1");
+        }
         Ok(())
     }
 
@@ -100,6 +119,7 @@ impl AdapterArgs {
             grpc_listen: self.grpc_listen,
             webhook_listen: self.webhook_listen,
             event_queue_capacity: self.event_queue_capacity,
+            webhook_limits: self.webhook_limits,
             ..ServeConfig::default()
         }
     }
@@ -144,6 +164,28 @@ mod tests {
     }
 
     #[test]
+    fn webhook_limits_come_from_flags() {
+        let parsed = Cli::try_parse_from([
+            "x",
+            "--webhook-header-timeout=2s",
+            "--webhook-body-timeout=3s",
+            "--webhook-idle-timeout=4s",
+            "--webhook-max-connections=5",
+        ])
+        .unwrap()
+        .serve;
+        assert_eq!(
+            parsed.serve_config().webhook_limits,
+            WebhookLimits {
+                header_timeout: Duration::from_secs(2),
+                body_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(4),
+                max_connections: 5,
+            }
+        );
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let field = |args: AdapterArgs| args.validate().map_err(|e| e.field);
         let base = AdapterArgs::default();
@@ -164,10 +206,46 @@ mod tests {
         assert_eq!(
             field(AdapterArgs {
                 event_queue_capacity: 0,
-                ..base
+                ..base.clone()
             }),
             Err("event_queue_capacity")
         );
+        let limits = |webhook_limits| {
+            field(AdapterArgs {
+                webhook_limits,
+                ..base.clone()
+            })
+        };
+        let default = WebhookLimits::default();
+        assert_eq!(
+            limits(WebhookLimits {
+                header_timeout: Duration::ZERO,
+                ..default
+            }),
+            Err("webhook_header_timeout")
+        );
+        assert_eq!(
+            limits(WebhookLimits {
+                body_timeout: Duration::ZERO,
+                ..default
+            }),
+            Err("webhook_body_timeout")
+        );
+        assert_eq!(
+            limits(WebhookLimits {
+                idle_timeout: Duration::ZERO,
+                ..default
+            }),
+            Err("webhook_idle_timeout")
+        );
+        assert_eq!(
+            limits(WebhookLimits {
+                max_connections: 0,
+                ..default
+            }),
+            Err("webhook_max_connections")
+        );
         assert!(Cli::try_parse_from(["x", "--request-timeout=soon"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--webhook-idle-timeout=soon"]).is_err());
     }
 }

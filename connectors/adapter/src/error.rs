@@ -16,8 +16,6 @@ pub enum AdapterError {
     },
     #[error("the gRPC server failed")]
     Grpc(#[source] tonic::transport::Error),
-    #[error("the webhook server failed")]
-    Webhook(#[source] std::io::Error),
     #[error("cannot build the outbound HTTP client")]
     HttpClient(#[source] reqwest::Error),
     #[error("cannot build the gRPC reflection service")]

@@ -13,6 +13,8 @@
 //!   constant time), then parsing, then a bounded queue ([`events`]) that
 //!   `StreamEvents` drains. A full queue answers 503 so the platform retries
 //!   later instead of the adapter buffering without bound.
+//! - [`webhook_server`]: those routes served to the internet with bounded
+//!   time per client and a cap on clients ([`WebhookLimits`]).
 //! - [`signature`]: HMAC-SHA256 and shared-token checks for webhooks.
 //! - [`http_client`] and [`graph`]: the outbound HTTP client and the Graph API
 //!   error mapping that WhatsApp, Messenger and Instagram share.
@@ -45,6 +47,7 @@ pub mod signature;
 pub mod testing;
 pub mod time;
 pub mod webhook;
+pub mod webhook_server;
 
 pub use args::{AdapterArgs, InvalidArg};
 pub use error::AdapterError;
@@ -53,6 +56,7 @@ pub use platform::{Operation, PlatformAdapter, WebhookParseError, unsupported};
 pub use secret::Secret;
 pub use server::{BoundAdapter, ServeConfig, bind};
 pub use signature::{SignatureError, SignatureScheme};
+pub use webhook_server::WebhookLimits;
 
 /// The path the webhook server answers on (POST events, GET verification).
 pub const WEBHOOK_PATH: &str = "/webhook";

@@ -14,13 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat4all_proto::v1 as pb;
+use chat4all_telemetry::PortHealth;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::server::NamedService;
-use tonic::transport::server::Router as GrpcRouter;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use tonic::service::Routes;
 
 use crate::events::EventQueue;
 use crate::grpc::ConnectorService;
@@ -59,10 +57,9 @@ pub struct BoundAdapter {
     webhook_listener: TcpListener,
     grpc_addr: SocketAddr,
     webhook_addr: SocketAddr,
-    grpc: GrpcRouter,
+    grpc: Routes,
     webhook: axum::Router,
-    health: HealthReporter,
-    service_name: &'static str,
+    health: PortHealth,
     events: Arc<EventQueue>,
     drain_timeout: Duration,
 }
@@ -98,32 +95,13 @@ pub async fn bind<A: PlatformAdapter>(adapter: A, config: ServeConfig) -> Result
     let (grpc_listener, grpc_addr) = listen("gRPC", config.grpc_listen).await?;
     let (webhook_listener, webhook_addr) = listen("webhooks", config.webhook_listen).await?;
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let service_name = <ConnectorServer<A> as NamedService>::NAME;
-    health
-        .set_service_status(service_name, ServingStatus::Serving)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(chat4all_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(AdapterError::Reflection)?;
-    // grpcurl 1.8 speaks only v1alpha.
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(chat4all_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(AdapterError::Reflection)?;
-
     let connector = ConnectorServer::new(ConnectorService::new(Arc::clone(&adapter), Arc::clone(&events)));
-    let grpc = tonic::transport::Server::builder()
-        // Finds a sidecar that vanished without closing its stream.
-        .http2_keepalive_interval(Some(Duration::from_secs(20)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(reflection_alpha)
-        .add_service(connector);
+    let (grpc, health) = chat4all_telemetry::GrpcPort::new()
+        .descriptors(chat4all_proto::FILE_DESCRIPTOR_SET)
+        .serve(connector)
+        .build()
+        .await
+        .map_err(AdapterError::Reflection)?;
     let webhook = webhook::router(adapter, Arc::clone(&events));
 
     tracing::info!(platform, %grpc_addr, %webhook_addr, "adapter listening");
@@ -136,7 +114,6 @@ pub async fn bind<A: PlatformAdapter>(adapter: A, config: ServeConfig) -> Result
         grpc,
         webhook,
         health,
-        service_name,
         events,
         drain_timeout: config.drain_timeout,
     })
@@ -174,7 +151,6 @@ impl BoundAdapter {
             grpc,
             webhook,
             health,
-            service_name,
             events,
             drain_timeout,
             ..
@@ -186,10 +162,14 @@ impl BoundAdapter {
         let grpc_server = {
             let stop = stop.clone();
             async move {
-                let result = grpc
+                let result = tonic::transport::Server::builder()
+                    // Finds a sidecar that vanished without closing its stream.
+                    .http2_keepalive_interval(Some(Duration::from_secs(20)))
+                    .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                    .add_routes(grpc)
                     .serve_with_incoming_shutdown(
                         TcpListenerStream::new(grpc_listener),
-                        stop.clone().cancelled_owned(),
+                        health.draining(stop.clone()),
                     )
                     .await
                     .map_err(AdapterError::Grpc);
@@ -213,10 +193,6 @@ impl BoundAdapter {
             async move {
                 stop.cancelled().await;
                 tracing::info!(platform, waiting_events = events.len(), "adapter shutting down");
-                health
-                    .set_service_status(service_name, ServingStatus::NotServing)
-                    .await;
-                health.set_service_status("", ServingStatus::NotServing).await;
                 events.close_streams();
             }
         };

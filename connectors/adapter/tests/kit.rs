@@ -9,12 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat4all_adapter::signature::sign_hmac_sha256_hex;
 use chat4all_adapter::{
-    BoundAdapter, HttpClientConfig, PlatformAdapter, Secret, ServeConfig, SignatureScheme, WebhookParseError,
-    build_http_client,
+    BoundAdapter, HttpClientConfig, PlatformAdapter, Secret, ServeConfig, SignatureScheme, WebhookLimits,
+    WebhookParseError, build_http_client,
 };
 use chat4all_proto::v1 as pb;
 use pb::connector_client::ConnectorClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -89,6 +92,7 @@ struct Running {
     http: reqwest::Client,
     grpc_url: String,
     webhook_url: String,
+    webhook_addr: std::net::SocketAddr,
     health_url: String,
     sent: Sent,
     shutdown: CancellationToken,
@@ -96,19 +100,24 @@ struct Running {
 }
 
 async fn start(capacity: usize) -> Running {
+    start_with(ServeConfig {
+        event_queue_capacity: capacity,
+        ..ServeConfig::default()
+    })
+    .await
+}
+
+async fn start_with(config: ServeConfig) -> Running {
     let sent = Sent::default();
     let fake = Fake {
         signature: SignatureScheme::meta(Secret::from(SECRET)),
         verify_token: Secret::from(VERIFY_TOKEN),
         sent: Arc::clone(&sent),
     };
-    let config = ServeConfig {
-        event_queue_capacity: capacity,
-        ..ServeConfig::default()
-    };
     let bound: BoundAdapter = chat4all_adapter::bind(fake, config).await.unwrap();
     assert_ne!(bound.grpc_addr().port(), 0);
     let webhook_url = bound.webhook_url();
+    let webhook_addr = bound.webhook_addr();
     let health_url = format!("http://{}/health", bound.webhook_addr());
     let grpc_url = format!("http://{}", bound.grpc_addr());
     let shutdown = CancellationToken::new();
@@ -120,6 +129,7 @@ async fn start(capacity: usize) -> Running {
         http,
         grpc_url,
         webhook_url,
+        webhook_addr,
         health_url,
         sent,
         shutdown,
@@ -411,4 +421,260 @@ async fn grpc_health_reports_the_connector_serving() {
         );
     }
     running.stop().await;
+}
+
+// --- The webhook server against hostile clients -------------------------
+
+/// Timeouts short enough for a test, long enough that a CI machine's
+/// hiccups do not reach them.
+const SHORT: Duration = Duration::from_secs(1);
+/// How late after its timeout a connection may still close.
+const MARGIN: Duration = Duration::from_millis(1_500);
+/// How often the hostile clients send their next byte: faster than any
+/// timeout, so only the timeout meant for each can cut it off.
+const DRIBBLE: Duration = Duration::from_millis(300);
+
+async fn start_limited(limits: WebhookLimits) -> Running {
+    start_with(ServeConfig {
+        webhook_limits: limits,
+        ..ServeConfig::default()
+    })
+    .await
+}
+
+fn limits(header: Duration, body: Duration, idle: Duration, max_connections: usize) -> WebhookLimits {
+    WebhookLimits {
+        header_timeout: header,
+        body_timeout: body,
+        idle_timeout: idle,
+        max_connections,
+    }
+}
+
+/// Reads until the server closes (EOF or reset): how long that took from
+/// `since`, and what it said first.
+async fn until_closed(mut read: impl tokio::io::AsyncRead + Unpin, since: Instant) -> (Duration, String) {
+    let mut said = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => said.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server never closed the connection");
+    (since.elapsed(), String::from_utf8_lossy(&said).into_owned())
+}
+
+/// Writes `head`, then one byte of `dribble` every [`DRIBBLE`] until the
+/// server stops listening; hands back the read half.
+async fn dribbler(
+    addr: std::net::SocketAddr,
+    head: String,
+    dribble: u8,
+) -> (tokio::net::tcp::OwnedReadHalf, JoinHandle<()>) {
+    let (read, mut write) = TcpStream::connect(addr).await.unwrap().into_split();
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(DRIBBLE).await;
+            if write.write_all(&[dribble]).await.is_err() {
+                return;
+            }
+        }
+    });
+    (read, writer)
+}
+
+fn assert_cut_off_in_time(what: &str, after: Duration, timeout: Duration) {
+    // Not before its timeout: the clock, not an early refusal, closed it.
+    assert!(
+        after >= timeout - Duration::from_millis(200),
+        "{what} closed too early: {after:?}"
+    );
+    assert!(after <= timeout + MARGIN, "{what} closed too late: {after:?}");
+}
+
+/// Sends a request for `/health` on `stream` and reads the whole answer.
+async fn health_on(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: kit\r\n\r\n")
+        .await
+        .unwrap();
+    let mut said = Vec::new();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !said.ends_with(b"}") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert_ne!(
+                n,
+                0,
+                "closed before answering: {:?}",
+                String::from_utf8_lossy(&said)
+            );
+            said.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("an answer in time");
+    String::from_utf8(said).unwrap()
+}
+
+#[tokio::test]
+async fn slow_silent_and_dribbling_clients_are_cut_off_while_webhooks_are_answered() {
+    let running = start_limited(limits(SHORT, SHORT, SHORT, 64)).await;
+    let addr = running.webhook_addr;
+    let started = Instant::now();
+
+    // Half a header block, then a byte of a header value every 300 ms.
+    let (slow_header, header_writer) = dribbler(
+        addr,
+        "POST /webhook HTTP/1.1\r\nHost: kit\r\nX-Slow: ".into(),
+        b'a',
+    )
+    .await;
+    // Every header, then the body a byte at a time.
+    let (slow_body, body_writer) = dribbler(
+        addr,
+        "POST /webhook HTTP/1.1\r\nHost: kit\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            .into(),
+        b' ',
+    )
+    .await;
+    // Connects and says nothing.
+    let silent = TcpStream::connect(addr).await.unwrap();
+
+    let slow_header = tokio::spawn(until_closed(slow_header, started));
+    let slow_body = tokio::spawn(until_closed(slow_body, started));
+    let silent = tokio::spawn(until_closed(silent, started));
+
+    // A platform's webhook meanwhile is answered at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    assert_eq!(running.post_signed(r#"["meanwhile"]"#).await, 200);
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "answered in {:?}",
+        asked.elapsed()
+    );
+
+    let (after, _) = slow_header.await.unwrap();
+    assert_cut_off_in_time("the slow header", after, SHORT);
+    let (after, said) = slow_body.await.unwrap();
+    assert_cut_off_in_time("the slow body", after, SHORT);
+    assert!(
+        said.starts_with("HTTP/1.1 408"),
+        "the slow body is told why: {said:?}"
+    );
+    let (after, said) = silent.await.unwrap();
+    assert_cut_off_in_time("the silent connection", after, SHORT);
+    assert_eq!(said, "", "nothing to answer");
+    header_writer.abort();
+    body_writer.abort();
+
+    // And the server still serves.
+    assert_eq!(running.post_signed(r#"["after"]"#).await, 200);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_by_the_idle_timeout_alone() {
+    let long = Duration::from_secs(30);
+    let running = start_limited(limits(long, long, SHORT, 64)).await;
+
+    let started = Instant::now();
+    let silent = TcpStream::connect(running.webhook_addr).await.unwrap();
+    let (after, _) = until_closed(silent, started).await;
+    assert_cut_off_in_time("a silent connection", after, SHORT);
+
+    // A kept-alive connection waiting for its next request.
+    let mut kept = TcpStream::connect(running.webhook_addr).await.unwrap();
+    assert!(health_on(&mut kept).await.starts_with("HTTP/1.1 200"));
+    let (after, _) = until_closed(kept, Instant::now()).await;
+    assert_cut_off_in_time("a kept-alive connection", after, SHORT);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_until_one_frees_up() {
+    let long = Duration::from_secs(30);
+    let running = start_limited(limits(long, long, long, 2)).await;
+    let addr = running.webhook_addr;
+
+    // Answered, so both hold their place under the cap.
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    assert!(health_on(&mut first).await.starts_with("HTTP/1.1 200"));
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    assert!(health_on(&mut second).await.starts_with("HTTP/1.1 200"));
+
+    let started = Instant::now();
+    let third = TcpStream::connect(addr).await.unwrap();
+    let (after, said) = until_closed(third, started).await;
+    assert!(
+        after < Duration::from_millis(500),
+        "refused promptly, not after {after:?}"
+    );
+    assert_eq!(said, "");
+
+    drop(first);
+    // The server notices the close on its own time; a new client soon fits.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut next = TcpStream::connect(addr).await.unwrap();
+        let answered = next
+            .write_all(b"GET /health HTTP/1.1\r\nHost: kit\r\n\r\n")
+            .await
+            .is_ok()
+            && {
+                let mut buf = [0u8; 12];
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(1), next.read_exact(&mut buf)).await,
+                    Ok(Ok(_)) if &buf == b"HTTP/1.1 200"
+                )
+            };
+        if answered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place freed up under the cap");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        health_on(&mut second).await.starts_with("HTTP/1.1 200"),
+        "the others are kept"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_in_flight_is_answered_through_shutdown() {
+    let running = start(10).await;
+    let body = r#"["in flight"]"#;
+    let signature = sign_hmac_sha256_hex(&Secret::from(SECRET), body.as_bytes());
+    let mut stream = TcpStream::connect(running.webhook_addr).await.unwrap();
+    let (first, rest) = body.split_at(4);
+    stream
+        .write_all(
+            format!(
+                "POST /webhook HTTP/1.1\r\nHost: kit\r\nX-Hub-Signature-256: sha256={signature}\r\n\
+                 Content-Length: {}\r\n\r\n{first}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    running.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let (_, said) = until_closed(stream, Instant::now()).await;
+    assert!(said.starts_with("HTTP/1.1 200"), "{said:?}");
+    assert!(said.contains("connection: close"), "and told to go: {said:?}");
+
+    let result = tokio::time::timeout(Duration::from_secs(5), running.task).await;
+    assert!(matches!(result, Ok(Ok(Ok(())))), "stopped cleanly: {result:?}");
 }
