@@ -22,7 +22,7 @@ use tonic::service::Routes;
 
 use crate::events::EventQueue;
 use crate::grpc::ConnectorService;
-use crate::{AdapterError, PlatformAdapter, WEBHOOK_PATH, webhook};
+use crate::{AdapterError, PlatformAdapter, WEBHOOK_PATH, WebhookLimits, webhook, webhook_server};
 
 type ConnectorServer<A> = pb::connector_server::ConnectorServer<ConnectorService<A>>;
 
@@ -37,6 +37,8 @@ pub struct ServeConfig {
     pub event_queue_capacity: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// What the webhook server grants each internet client.
+    pub webhook_limits: WebhookLimits,
 }
 
 impl Default for ServeConfig {
@@ -46,6 +48,7 @@ impl Default for ServeConfig {
             webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             event_queue_capacity: 10_000,
             drain_timeout: Duration::from_secs(10),
+            webhook_limits: WebhookLimits::default(),
         }
     }
 }
@@ -59,6 +62,7 @@ pub struct BoundAdapter {
     webhook_addr: SocketAddr,
     grpc: Routes,
     webhook: axum::Router,
+    webhook_limits: WebhookLimits,
     health: PortHealth,
     events: Arc<EventQueue>,
     drain_timeout: Duration,
@@ -113,6 +117,7 @@ pub async fn bind<A: PlatformAdapter>(adapter: A, config: ServeConfig) -> Result
         webhook_addr,
         grpc,
         webhook,
+        webhook_limits: config.webhook_limits,
         health,
         events,
         drain_timeout: config.drain_timeout,
@@ -150,6 +155,7 @@ impl BoundAdapter {
             webhook_listener,
             grpc,
             webhook,
+            webhook_limits,
             health,
             events,
             drain_timeout,
@@ -180,12 +186,10 @@ impl BoundAdapter {
         let webhook_server = {
             let stop = stop.clone();
             async move {
-                let result = axum::serve(webhook_listener, webhook)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .await
-                    .map_err(AdapterError::Webhook);
+                // It has no failure of its own: a failed accept is retried.
+                webhook_server::serve(platform, webhook_listener, webhook, webhook_limits, stop.clone())
+                    .await;
                 stop.cancel();
-                result
             }
         };
         let on_stop = {
@@ -202,9 +206,9 @@ impl BoundAdapter {
         };
 
         tokio::select! {
-            (grpc, webhook, ()) = async { tokio::join!(grpc_server, webhook_server, on_stop) } => {
+            (grpc, (), ()) = async { tokio::join!(grpc_server, webhook_server, on_stop) } => {
                 tracing::info!(platform, "adapter stopped");
-                Ok(grpc.and(webhook)?)
+                Ok(grpc?)
             }
             () = drain_deadline => {
                 tracing::warn!(platform, "adapter drain timed out");
