@@ -48,6 +48,7 @@ impl Messaging {
         connectors: Connectors,
         tracer: HopTracer,
     ) -> Self {
+        register_series(&config);
         Self {
             config,
             store,
@@ -57,6 +58,22 @@ impl Messaging {
             tracer,
         }
     }
+}
+
+/// What the accept path records, at 0 from start-up for every platform
+/// it accepts: `increase()` over a series that appears at 1 misses its
+/// first event.
+fn register_series(config: &GatewayConfig) {
+    for platform in &config.enabled_platforms {
+        for duplicate in ["false", "true"] {
+            metrics::counter!("chat4all_messages_accepted_total", "platform" => platform.as_str(), "duplicate" => duplicate)
+                .increment(0);
+        }
+    }
+    metrics::counter!("chat4all_messages_rejected_total", "reason" => "invalid_argument").increment(0);
+    metrics::counter!("chat4all_produce_failures_total", "topic" => topics::MESSAGES).increment(0);
+    // A histogram registered without a sample shows its zero buckets.
+    let _ = metrics::histogram!("chat4all_accept_duration_seconds");
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<MessageEvent, Status>> + Send>>;

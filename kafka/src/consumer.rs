@@ -144,6 +144,14 @@ impl BatchConsumer {
             .create_with_context(LagContext::new(&settings.group_id, settings.ready.clone()))?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
+        // At 0 from the start: `increase()` over a series that appears at 1
+        // misses its first event.
+        for topic in &settings.topics {
+            metrics::counter!("chat4all_dead_letters_total", "topic" => topic.clone()).increment(0);
+            metrics::counter!("chat4all_consumed_records_total", "topic" => topic.clone()).increment(0);
+        }
+        metrics::counter!("chat4all_consumer_batch_retries_total", "group" => settings.group_id.clone())
+            .increment(0);
         Ok(Self {
             consumer,
             settings,

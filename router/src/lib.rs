@@ -85,6 +85,7 @@ pub async fn run(
     ready: ReadyFlag,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    register_series();
     let settings =
         ConsumerSettings::new(&config.group, &[topics::MESSAGES, topics::INBOUND]).with_ready(ready);
     let dedup_window = config.dedup_window;
@@ -107,6 +108,17 @@ pub async fn run(
         .context("consuming messages and inbound");
     let _ = reporter.await;
     consumed
+}
+
+/// What an operator alerts on, at 0 from start-up: `increase()` over a
+/// series that appears at 1 misses its first event.
+fn register_series() {
+    for platform in chat4all_domain::Platform::ALL.map(chat4all_domain::Platform::as_str) {
+        metrics::counter!("chat4all_inbound_duplicates_total", "platform" => platform).increment(0);
+    }
+    metrics::counter!("chat4all_loop_guard_trips_total").increment(0);
+    metrics::counter!("chat4all_loop_guard_held_messages_total").increment(0);
+    metrics::gauge!("chat4all_loop_guard_held_conversations").set(0.0);
 }
 
 /// The held conversations as a gauge, and as the health service

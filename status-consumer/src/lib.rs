@@ -49,6 +49,7 @@ pub async fn run(
     ready: ReadyFlag,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    register_series();
     let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]).with_ready(ready);
     let tracer = chat4all_telemetry::spans::tracer("chat4all-status-consumer");
     let make = |producer| Applier {
@@ -65,6 +66,21 @@ struct Applier {
     store: SharedStore,
     producer: Producer,
     tracer: HopTracer,
+}
+
+/// What [`count_reached`] records, at 0 for every platform and status
+/// from start-up: `increase()` over a series that appears at 1 misses its
+/// first event (the first FAILED of a platform, say).
+fn register_series() {
+    for platform in Platform::ALL.map(Platform::as_str) {
+        for status in DeliveryStatus::ALL {
+            metrics::counter!("chat4all_messages_total", "platform" => platform, "status" => status.as_str())
+                .increment(0);
+        }
+        // A histogram registered without a sample shows its zero buckets.
+        let _ = metrics::histogram!("chat4all_accept_to_sent_seconds", "platform" => platform);
+        let _ = metrics::histogram!("chat4all_accept_to_delivered_seconds", "platform" => platform);
+    }
 }
 
 /// Counts a message reaching a state, and for SENT and DELIVERED how long

@@ -9,6 +9,7 @@
 mod grpc_port;
 mod health;
 mod logging;
+pub mod metric_catalog;
 mod metrics_endpoint;
 pub mod otlp_sink;
 mod process;

@@ -2,6 +2,8 @@
 //!
 //! Metric names follow Prometheus conventions (base units, `_total`,
 //! `_seconds`); histograms get buckets fit for latencies from 100 µs to 30 s.
+//! Every family's help text comes from [`crate::metric_catalog`], given to
+//! the recorder as it is made.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -27,6 +29,8 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
+            // On this recorder, not the global one, which may be another's.
+            metrics::with_local_recorder(&recorder, crate::metric_catalog::describe);
             // Another recorder may already be installed (a test harness):
             // ours still renders what is recorded through it.
             let _ = metrics::set_global_recorder(recorder);

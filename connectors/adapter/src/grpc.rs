@@ -32,6 +32,7 @@ impl<A: PlatformAdapter> ConnectorService<A> {
     /// Serves `adapter`, streaming the events of `events`.
     pub fn new(adapter: Arc<A>, events: Arc<EventQueue>) -> Self {
         let tracer = chat4all_telemetry::spans::tracer(&format!("chat4all-{}", adapter.platform()));
+        register_series(adapter.platform());
         Self {
             adapter,
             events,
@@ -67,13 +68,35 @@ fn validate(request: &pb::SendRequest) -> Result<(), Status> {
 fn outcome(result: &Result<pb::SendAccepted, pb::PlatformError>) -> &'static str {
     match result {
         Ok(_) => "accepted",
-        Err(e) => match e.kind() {
-            Kind::RateLimited => "rate_limited",
-            Kind::Transient => "transient",
-            Kind::Permanent => "permanent",
-            Kind::Unspecified => "unspecified",
-        },
+        Err(e) => kind_label(e.kind()),
     }
+}
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::RateLimited => "rate_limited",
+        Kind::Transient => "transient",
+        Kind::Permanent => "permanent",
+        Kind::Unspecified => "unspecified",
+    }
+}
+
+/// Every send outcome, at 0 from start-up: `increase()` over a series
+/// that appears at 1 misses its first event.
+fn register_series(platform: &'static str) {
+    let kinds = [
+        Kind::RateLimited,
+        Kind::Transient,
+        Kind::Permanent,
+        Kind::Unspecified,
+    ]
+    .map(kind_label);
+    for outcome in std::iter::once("accepted").chain(kinds) {
+        metrics::counter!("chat4all_adapter_sends_total", "platform" => platform, "outcome" => outcome)
+            .increment(0);
+    }
+    // A histogram registered without a sample shows its zero buckets.
+    let _ = metrics::histogram!("chat4all_adapter_send_duration_seconds", "platform" => platform);
 }
 
 #[tonic::async_trait]

@@ -78,6 +78,9 @@ impl Chotot {
     /// An adapter for `config`'s project and sender.
     pub fn new(config: &ChototConfig) -> Result<Self, ChototError> {
         config.validate()?;
+        // At 0 from start-up: `increase()` over a series that appears at 1
+        // misses its first echo.
+        metrics::counter!("chat4all_echoes_total", "platform" => PLATFORM, "ours" => "true").increment(0);
         Ok(Self {
             client: ChototClient::new(config)?,
             signature: SignatureScheme::HmacSha256Hex {

@@ -33,6 +33,8 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    pub const ALL: [BreakerState; 3] = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen];
+
     /// The value of the `chat4all_breaker_state` gauge.
     pub fn gauge(self) -> f64 {
         match self {

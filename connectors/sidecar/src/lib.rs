@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chat4all_domain::Platform;
+use chat4all_domain::{DeliveryStatus, Platform};
 use chat4all_kafka::{ConsumerSettings, KafkaArgs, Producer, ReadyFlag};
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient};
 use chat4all_store::SharedStore;
@@ -49,6 +49,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let platform = config.platform;
+    register_series(platform);
     let channel: Channel = Endpoint::from_shared(config.connector_addr.clone())
         .context("connector address")?
         .connect_timeout(Duration::from_secs(2))
@@ -117,6 +118,30 @@ pub async fn run(
     consumed?;
     tracing::info!(%platform, "sidecar stopped");
     Ok(())
+}
+
+/// The series an operator alerts on, at 0 before the adapter answers or
+/// the first message comes: `increase()` over a series that appears at 1
+/// misses its first event.
+fn register_series(platform: Platform) {
+    let platform = platform.as_str();
+    for kind in outbound::FailureKind::ALL {
+        metrics::counter!("chat4all_platform_call_failures_total", "platform" => platform, "kind" => kind.as_str())
+            .increment(0);
+    }
+    metrics::counter!("chat4all_platform_retries_total", "platform" => platform).increment(0);
+    metrics::counter!("chat4all_rate_limit_waits_total", "platform" => platform).increment(0);
+    for to in BreakerState::ALL {
+        metrics::counter!("chat4all_breaker_transitions_total", "platform" => platform, "to" => to.as_str())
+            .increment(0);
+    }
+    for status in [DeliveryStatus::Sent, DeliveryStatus::Failed] {
+        metrics::counter!("chat4all_sidecar_outcomes_total", "platform" => platform, "status" => status.as_str())
+            .increment(0);
+    }
+    // A histogram registered without a sample shows its zero buckets.
+    let _ = metrics::histogram!("chat4all_platform_call_duration_seconds", "platform" => platform);
+    let _ = metrics::histogram!("chat4all_rate_limit_wait_seconds", "platform" => platform);
 }
 
 /// Asks the adapter what it serves, until it answers or `shutdown`: in a

@@ -148,23 +148,25 @@ impl Sender {
                 Answer::Refused(failure) => {
                     // The platform is up and said no: not the breaker's business.
                     permit.success();
-                    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => failure.code.clone())
-                        .increment(1);
+                    count_failure(platform, FailureKind::Permanent, &failure.code);
                     tracing::warn!(message_id = %message.message_id, code = %failure.code, "platform refused the message");
                     return Outcome::Failed {
                         failure,
                         exhausted: false,
                     };
                 }
-                Answer::Retry { failure, retry_after } => {
+                Answer::Retry {
+                    failure,
+                    retry_after,
+                    kind,
+                } => {
                     if permit.is_probe() {
                         // The probe tests the platform: its failure costs
                         // the message that carried it no attempt.
                         attempt -= 1;
                     }
                     permit.failure(retry_after);
-                    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => failure.code.clone())
-                        .increment(1);
+                    count_failure(platform, kind, &failure.code);
                     (failure, retry_after)
                 }
             };
@@ -335,7 +337,46 @@ enum Answer {
     Retry {
         failure: pb::Failure,
         retry_after: Option<Duration>,
+        kind: FailureKind,
     },
+}
+
+/// Why a platform call failed, in as few values as an alert needs: the
+/// platform's own codes are many, and appear only once seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    Permanent,
+    Transient,
+    RateLimited,
+    /// The adapter failed, or answered nothing.
+    Adapter,
+}
+
+impl FailureKind {
+    pub(crate) const ALL: [FailureKind; 4] = [
+        FailureKind::Permanent,
+        FailureKind::Transient,
+        FailureKind::RateLimited,
+        FailureKind::Adapter,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Permanent => "permanent",
+            FailureKind::Transient => "transient",
+            FailureKind::RateLimited => "rate_limited",
+            FailureKind::Adapter => "adapter",
+        }
+    }
+}
+
+/// Counts a failed platform call by the platform's code, and by kind,
+/// whose series exist from start-up (see `register_series`).
+fn count_failure(platform: &'static str, kind: FailureKind, code: &str) {
+    metrics::counter!("chat4all_platform_errors_total", "platform" => platform, "code" => code.to_owned())
+        .increment(1);
+    metrics::counter!("chat4all_platform_call_failures_total", "platform" => platform, "kind" => kind.as_str())
+        .increment(1);
 }
 
 fn classify(answer: Result<tonic::Response<pb::SendResponse>, tonic::Status>) -> Answer {
@@ -346,11 +387,18 @@ fn classify(answer: Result<tonic::Response<pb::SendResponse>, tonic::Status>) ->
                 code: error.code,
                 reason: error.message,
             };
+            let retry_after = error.retry_after.and_then(|d| Duration::try_from(d).ok());
             match pb::PlatformErrorKind::try_from(error.kind) {
                 Ok(pb::PlatformErrorKind::Permanent) => Answer::Refused(failure),
+                Ok(pb::PlatformErrorKind::RateLimited) => Answer::Retry {
+                    failure,
+                    retry_after,
+                    kind: FailureKind::RateLimited,
+                },
                 _ => Answer::Retry {
                     failure,
-                    retry_after: error.retry_after.and_then(|d| Duration::try_from(d).ok()),
+                    retry_after,
+                    kind: FailureKind::Transient,
                 },
             }
         }
@@ -360,6 +408,7 @@ fn classify(answer: Result<tonic::Response<pb::SendResponse>, tonic::Status>) ->
                 reason: "the adapter answered nothing".into(),
             },
             retry_after: None,
+            kind: FailureKind::Adapter,
         },
         // The adapter itself failed (down, timed out, refused our request):
         // as transient as a platform 5xx.
@@ -369,6 +418,7 @@ fn classify(answer: Result<tonic::Response<pb::SendResponse>, tonic::Status>) ->
                 reason: status.message().to_owned(),
             },
             retry_after: None,
+            kind: FailureKind::Adapter,
         },
     }
 }
@@ -526,12 +576,14 @@ mod tests {
                     reason: "slow down".into()
                 },
                 retry_after: Some(Duration::from_secs(7)),
+                kind: FailureKind::RateLimited,
             }
         );
         assert!(matches!(
             classify(error(pb::PlatformErrorKind::Transient, None)),
             Answer::Retry {
                 retry_after: None,
+                kind: FailureKind::Transient,
                 ..
             }
         ));
@@ -541,7 +593,7 @@ mod tests {
         ));
         assert!(matches!(
             classify(Err(tonic::Status::unavailable("connection refused"))),
-            Answer::Retry { failure, .. } if failure.code == "adapter_unavailable"
+            Answer::Retry { failure, kind: FailureKind::Adapter, .. } if failure.code == "adapter_unavailable"
         ));
         let sent = pb::SendAccepted {
             platform_message_id: "wamid.1".into(),

@@ -39,6 +39,12 @@ impl MetaAdapter {
     /// An adapter of `platform` configured by `settings` (validated here).
     pub fn new(platform: &'static MetaPlatform, settings: &MetaSettings) -> Result<Self, MetaError> {
         settings.validate(platform)?;
+        // At 0 from start-up: `increase()` over a series that appears at 1
+        // misses its first event.
+        for ours in ["true", "false"] {
+            metrics::counter!("chat4all_echoes_total", "platform" => platform.name, "ours" => ours)
+                .increment(0);
+        }
         Ok(Self {
             platform,
             client: SendApiClient::new(settings)?,
