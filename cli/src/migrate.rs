@@ -223,6 +223,34 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_docs_migrates_to_the_simulators_channels() {
+        let example = include_str!("../../docs/examples/legacy-channels.jsonl");
+        let channels: Vec<pb::Channel> = example
+            .lines()
+            .map(|line| to_channel(serde_json::from_str(line).unwrap()).unwrap())
+            .collect();
+        let vendors: Vec<(&str, &str)> = channels
+            .iter()
+            .map(|c| {
+                let v = c.vendor.as_ref().unwrap();
+                (v.name.as_str(), v.channel_id.as_str())
+            })
+            .collect();
+        // Chotot channels the simulator seeds with our shop as a member, so
+        // a message sent to them is taken.
+        assert_eq!(
+            vendors,
+            [
+                ("chotot", "ch-1001"),
+                ("chotot", "ch-1002"),
+                ("telegram", "123456789")
+            ]
+        );
+        assert_eq!(channels[0].id, "64b000000000000000000001");
+        assert_eq!(metadata(&channels[0])["item_name"], json!("Honda Vision 2020"));
+    }
+
+    #[test]
     fn a_migrated_document_passes_through_and_broken_ones_say_why() {
         let c = to_channel(json!({"id": "c-1", "vendor": {"channel_id": 42, "name": "telegram"}})).unwrap();
         assert_eq!(
