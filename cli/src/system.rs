@@ -201,8 +201,8 @@ impl fmt::Display for Ready {
         )?;
         writeln!(
             f,
-            "  webhooks   where the simulator posts; sign what you post with the adapters' built-in dev secrets \
-             (connectors/<platform>/src/config.rs, the simulator's too)"
+            "  webhooks   the simulator posts here; to post by hand, sign with the dev secret shown \
+             (the adapter's default, connectors/<platform>/src/config.rs)"
         )?;
         for webhook in &self.webhooks {
             writeln!(
