@@ -38,16 +38,24 @@ async fn once_ready_the_first_message_is_routed_at_once() {
         .unwrap()
         .into_inner()
         .message_id;
-    let m = wait_for(&mut client, &id, pb::DeliveryStatus::Routed, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let m = wait_for(
+        &mut client,
+        &id,
+        pb::DeliveryStatus::Routed,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let took = sent.elapsed();
     assert!(m.status >= pb::DeliveryStatus::Routed as i32, "{m:?}");
     // Sent straight after start, without the wait, this took 3.2 s here
     // (the whole first join); after it, 70 to 130 ms in a debug build on a
     // busy machine. The bound is slack for a loaded machine, and still far
     // below the join.
-    assert!(took < Duration::from_millis(800), "the first message took {took:?} to be routed");
+    assert!(
+        took < Duration::from_millis(800),
+        "the first message took {took:?} to be routed"
+    );
 
     t.system.stop().await.unwrap();
 }
