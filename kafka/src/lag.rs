@@ -2,13 +2,17 @@
 //! topic, from librdkafka's own statistics (each partition this member
 //! holds reports how far its position is behind the high watermark, and
 //! the gauge is their sum per topic), and its first assignment, which
-//! makes the member ready ([`crate::ready`]).
+//! makes the member ready ([`crate::ready`]); and, from the same
+//! statistics, whether it is wedged ([`crate::leaders`]).
+
+use std::sync::Arc;
 
 use rdkafka::ClientContext;
 use rdkafka::Statistics;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 
 use crate::ReadyFlag;
+use crate::leaders::LeaderWatch;
 
 /// How often librdkafka reports, in milliseconds.
 pub(crate) const STATISTICS_INTERVAL_MS: &str = "5000";
@@ -16,19 +20,22 @@ pub(crate) const STATISTICS_INTERVAL_MS: &str = "5000";
 pub(crate) struct LagContext {
     group: String,
     assigned: ReadyFlag,
+    leaders: Arc<LeaderWatch>,
 }
 
 impl LagContext {
-    pub(crate) fn new(group: &str, assigned: ReadyFlag) -> Self {
+    pub(crate) fn new(group: &str, assigned: ReadyFlag, leaders: Arc<LeaderWatch>) -> Self {
         Self {
             group: group.to_owned(),
             assigned,
+            leaders,
         }
     }
 }
 
 impl ClientContext for LagContext {
     fn stats(&self, statistics: Statistics) {
+        self.leaders.observe(&statistics);
         for (topic, stats) in &statistics.topics {
             let lag: i64 = stats
                 .partitions

@@ -12,6 +12,7 @@ pub mod consumer;
 mod headers;
 pub mod hops;
 mod lag;
+mod leaders;
 pub mod mock;
 mod producer;
 pub mod ready;

@@ -87,7 +87,7 @@ impl Producer {
                 config,
                 current: RwLock::new(current),
                 generation: AtomicU64::new(0),
-                stalls: Stalls::new(Duration::from_secs(args.producer_stall_secs)),
+                stalls: Stalls::new(Duration::from_secs(args.stall_secs)),
                 renewing: Mutex::new(()),
             }),
         })

@@ -16,7 +16,7 @@ async fn a_partition_acking_nothing_for_the_stall_limit_gets_the_producer_replac
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("events", 2, 1).unwrap();
     let args = KafkaArgs {
-        producer_stall_secs: 1,
+        stall_secs: 1,
         ..KafkaArgs::new(cluster.bootstrap_servers())
     };
     let producer = Producer::new(&args, "stall-test").unwrap();

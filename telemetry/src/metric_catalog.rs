@@ -191,6 +191,10 @@ pub const FAMILIES: &[Family] = &[
         "chat4all_kafka_producer_renewals_total",
         "Kafka producers replaced after failing for good.",
     ),
+    counter(
+        "chat4all_kafka_consumer_renewals_total",
+        "Kafka consumers replaced because a partition they hold had no leader while a broker was up, by group.",
+    ),
     // connector sidecar
     histogram(
         "chat4all_platform_call_duration_seconds",

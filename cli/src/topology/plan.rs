@@ -9,6 +9,7 @@ use std::time::Duration;
 use chat4all_domain::Platform;
 use tokio::time::Instant;
 
+use super::kafka::BrokerFiles;
 use super::ports::PortPicker;
 use super::process::{Launch, Running};
 use super::readiness::Probe;
@@ -82,6 +83,7 @@ impl Service {
 /// Every process's command line and ports.
 pub(crate) struct Plan {
     pub(crate) broker: SocketAddr,
+    pub(crate) broker_files: BrokerFiles,
     pub(crate) store: SocketAddr,
     pub(crate) simulator: SocketAddr,
     pub(crate) gateway: SocketAddr,
@@ -92,11 +94,12 @@ impl Plan {
     pub(crate) fn new(
         config: &TopologyConfig,
         binary: PathBuf,
-        tansu: PathBuf,
+        broker_libs: PathBuf,
         log_dir: &Path,
     ) -> anyhow::Result<Self> {
         let mut ports = PortPicker::default();
         let broker = ports.next()?;
+        let controller = ports.next()?;
         let store = ports.next()?;
         let simulator = ports.next()?;
         let gateway = if config.gateway_listen.port() == 0 {
@@ -110,30 +113,21 @@ impl Plan {
         let log = |name: &str| log_dir.join(format!("{name}.log"));
         let mut services = Vec::new();
 
-        let broker_url = format!("tcp://{broker}");
+        let broker_files = BrokerFiles::write(
+            super::kafka::java(config.java.as_deref()),
+            broker_libs,
+            config.broker_heap.clone(),
+            &config.data_dir.join("broker"),
+            broker,
+            controller,
+            config.partitions,
+        )?;
         services.push(Service::new(
             BROKER.to_owned(),
             Tier::Broker,
-            Launch {
-                program: tansu,
-                args: os_args([
-                    "broker",
-                    "--listener-url",
-                    &broker_url,
-                    "--advertised-listener-url",
-                    &broker_url,
-                    "--storage-engine",
-                    &config.broker_storage,
-                ]),
-                env: config
-                    .broker_env
-                    .iter()
-                    .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-                    .collect(),
-                log: log(BROKER),
-            },
+            broker_files.launch(log(BROKER)),
             Probe::Listening(broker),
-            vec![("kafka", broker)],
+            vec![("kafka", broker), ("controller", controller)],
         ));
 
         // Every service is `chat4all run <service> <flags>`, with its own
@@ -168,8 +162,8 @@ impl Plan {
             vec![
                 "--kafka-bootstrap".to_owned(),
                 bootstrap.clone(),
-                "--kafka-producer-stall-secs".to_owned(),
-                config.producer_stall_secs.to_string(),
+                "--kafka-stall-secs".to_owned(),
+                config.stall_secs.to_string(),
             ]
         };
         let store_flags = || vec!["--store-addr".to_owned(), store_url.clone()];
@@ -290,6 +284,7 @@ impl Plan {
         ports.release();
         Ok(Self {
             broker,
+            broker_files,
             store,
             simulator,
             gateway,

@@ -49,8 +49,10 @@ impl TestTopology {
                 routed_after: Duration::from_secs(20),
                 every: Duration::from_millis(500),
             },
-            producer_stall_secs: 10,
+            stall_secs: 10,
             stop_timeout: Duration::from_secs(15),
+            // For a closer look at a failing run, e.g. `info,chat4all_kafka=debug`.
+            log_filter: std::env::var("CHAT4ALL_TEST_LOG_FILTER").unwrap_or_else(|_| "info".to_owned()),
             ..TopologyConfig::ephemeral(dir.path(), env!("CARGO_BIN_EXE_chat4all"))
         }
     }
@@ -95,7 +97,9 @@ impl Drop for TestTopology {
                 .flatten()
                 .flatten()
             {
-                let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+                if let Err(error) = std::fs::copy(entry.path(), to.join(entry.file_name())) {
+                    eprintln!("could not keep {}: {error}", entry.path().display());
+                }
             }
         }
         if !std::thread::panicking() {
