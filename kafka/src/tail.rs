@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::consumer::Record;
 use crate::{KafkaArgs, KafkaError};
 
+/// How long a starting gateway waits for the topic's partitions to settle.
+const SETTLE_WITHIN: Duration = Duration::from_secs(30);
+
 /// A consumer assigned to the end of every partition of one topic.
 pub struct TailConsumer {
     consumer: StreamConsumer,
@@ -27,6 +30,25 @@ impl TailConsumer {
             .set("enable.auto.commit", "false")
             .clone();
         let topic = topic.to_owned();
+        // A broker that has just created the topic may not have elected its
+        // partitions' leader yet (NotLeaderForPartition): it settles within
+        // seconds, so look again for a while before giving up.
+        let deadline = tokio::time::Instant::now() + SETTLE_WITHIN;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match Self::assigned_at_end(config.clone(), topic.clone()).await {
+                Ok(tail) => return Ok(tail),
+                Err(error) if tokio::time::Instant::now() + backoff < deadline => {
+                    tracing::info!(%topic, %error, "cannot read the topic's end yet; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn assigned_at_end(config: rdkafka::ClientConfig, topic: String) -> Result<Self, KafkaError> {
         // Metadata look-up blocks: off the runtime's workers.
         tokio::task::spawn_blocking(move || {
             let consumer: StreamConsumer = config.create()?;
