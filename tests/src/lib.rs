@@ -97,3 +97,20 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Sends `text` to `recipient` (no conversation id) and waits, as
+/// [`wait_for`] does, until the message reaches `status`.
+pub async fn send_and_wait(
+    client: &mut MessagingServiceClient<Channel>,
+    recipient: &str,
+    text: &str,
+    status: pb::DeliveryStatus,
+    within: Duration,
+) -> anyhow::Result<pb::Message> {
+    let id = client
+        .send_message(send_request(recipient, text, ""))
+        .await?
+        .into_inner()
+        .message_id;
+    wait_for(client, &id, status, within).await
+}

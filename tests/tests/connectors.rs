@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chat4all_proto::v1 as pb;
-use chat4all_tests::{TestSystem, send_request, wait_for};
+use chat4all_tests::{TestSystem, send_and_wait, send_request, wait_for};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -78,15 +78,10 @@ async fn a_poison_record_lands_in_the_dead_letter_topic_and_the_consumer_goes_on
 
     // The sidecar goes on: a message sent after the poison is delivered.
     let mut client = t.client().await.unwrap();
-    let id = client
-        .send_message(send_request("whatsapp:15551234567", "after the poison", ""))
-        .await
-        .unwrap()
-        .into_inner()
-        .message_id;
-    let m = wait_for(
+    let m = send_and_wait(
         &mut client,
-        &id,
+        "whatsapp:15551234567",
+        "after the poison",
         pb::DeliveryStatus::Read,
         Duration::from_secs(30),
     )

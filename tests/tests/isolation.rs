@@ -1,19 +1,18 @@
 //! The failure the product exists to contain: WhatsApp answers 429 and then
-//! 500 for ten seconds while Instagram, under the same load, keeps
-//! delivering at full rate; afterwards every WhatsApp message is delivered
-//! exactly once, and the WhatsApp breaker has opened and closed again.
+//! 500 while Instagram, under the same load, keeps delivering; afterwards
+//! every WhatsApp message is delivered exactly once, and the WhatsApp
+//! breaker has opened and closed again. The outage ends when the test says
+//! so, not on a clock, so a slow machine cannot make it pass or fail.
 //!
 //! Alone in its file, so its process's metrics are its own.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chat4all_domain::Timestamp;
 use chat4all_proto::v1::{self as pb, GetMessageRequest};
 use chat4all_simulator::InjectedFailure;
-use chat4all_tests::{TestSystem, send_request, wait_for};
+use chat4all_tests::{TestSystem, send_and_wait, send_request, wait_for};
 
-const OUTAGE: Duration = Duration::from_secs(10);
 const PER_PLATFORM: usize = 60;
 
 fn breaker_state(rendered: &str, platform: &str) -> Option<f64> {
@@ -22,14 +21,6 @@ fn breaker_state(rendered: &str, platform: &str) -> Option<f64> {
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
-}
-
-fn at(m: &pb::Message, status: pb::DeliveryStatus) -> Option<Timestamp> {
-    m.timeline
-        .iter()
-        .find(|s| s.status == status as i32)
-        .and_then(|s| s.at)
-        .map(Timestamp::from)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -41,15 +32,10 @@ async fn a_whatsapp_outage_stays_in_whatsapps_pod() {
 
     // Both pipelines warm (consumer groups joined) before the trouble starts.
     for recipient in ["whatsapp:15550000001", "instagram:17841400000000001"] {
-        let id = client
-            .send_message(send_request(recipient, "warm-up", ""))
-            .await
-            .unwrap()
-            .into_inner()
-            .message_id;
-        let m = wait_for(
+        let m = send_and_wait(
             &mut client,
-            &id,
+            recipient,
+            "warm-up",
             pb::DeliveryStatus::Read,
             Duration::from_secs(30),
         )
@@ -64,23 +50,15 @@ async fn a_whatsapp_outage_stays_in_whatsapps_pod() {
         InjectedFailure::rate_limited(Duration::from_secs(1)),
     )
     .unwrap();
-    let started = Instant::now();
-    let trouble = tokio::spawn({
-        let sim = sim.clone();
-        async move {
-            tokio::time::sleep(OUTAGE / 2).await;
-            sim.fail_next("whatsapp", u32::MAX, InjectedFailure::server_error())
-                .unwrap();
-            tokio::time::sleep(OUTAGE / 2).await;
-            sim.fail_next("whatsapp", 0, InjectedFailure::server_error())
-                .unwrap();
-        }
-    });
-
-    // The same load on both: 10 messages a second each for 6 seconds.
+    // The same load on both, 10 messages a second each; halfway through,
+    // WhatsApp's 429s turn into 500s.
     let mut ids: HashMap<&str, Vec<String>> = HashMap::new();
     let mut breaker_opened = false;
     for i in 0..PER_PLATFORM {
+        if i == PER_PLATFORM / 2 {
+            sim.fail_next("whatsapp", u32::MAX, InjectedFailure::server_error())
+                .unwrap();
+        }
         for (platform, recipient) in [
             ("whatsapp", "whatsapp:15551110000"),
             ("instagram", "instagram:17841400000000002"),
@@ -98,34 +76,24 @@ async fn a_whatsapp_outage_stays_in_whatsapps_pod() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Instagram kept delivering during the outage: each READ within two
-    // seconds of being accepted, all before WhatsApp recovered.
+    // Instagram kept delivering during the outage: every message READ while
+    // WhatsApp still fails (it recovers only after this check, so an
+    // Instagram held up behind WhatsApp would never get there).
     for id in &ids["instagram"] {
-        let m = wait_for(&mut client, id, pb::DeliveryStatus::Read, Duration::from_secs(10))
+        let m = wait_for(&mut client, id, pb::DeliveryStatus::Read, Duration::from_secs(30))
             .await
             .unwrap();
         assert_eq!(m.status, pb::DeliveryStatus::Read as i32, "{m:?}");
-        let (accepted, read) = (
-            at(&m, pb::DeliveryStatus::Accepted).unwrap(),
-            at(&m, pb::DeliveryStatus::Read).unwrap(),
-        );
-        assert!(
-            read.micros_since(accepted) < 2_000_000,
-            "instagram {id} took {} µs",
-            read.micros_since(accepted)
-        );
     }
-    assert!(
-        started.elapsed() < OUTAGE,
-        "instagram was checked while whatsapp was still failing"
-    );
     assert_ne!(breaker_state(&metrics.render(), "instagram"), Some(2.0));
-    while started.elapsed() < OUTAGE {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !breaker_opened && Instant::now() < deadline {
         breaker_opened |= breaker_state(&metrics.render(), "whatsapp") == Some(2.0);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(breaker_opened, "the whatsapp breaker opened during the outage");
-    trouble.await.unwrap();
+    sim.fail_next("whatsapp", 0, InjectedFailure::server_error())
+        .unwrap();
 
     // Afterwards every WhatsApp message is delivered, each by exactly one
     // accepted platform call.

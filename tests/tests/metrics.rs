@@ -17,7 +17,7 @@ use std::time::Duration;
 use chat4all_proto::v1 as pb;
 use chat4all_telemetry::MetricsEndpoint;
 use chat4all_telemetry::metric_catalog::FAMILIES;
-use chat4all_tests::{TestSystem, send_request, wait_for};
+use chat4all_tests::{TestSystem, send_and_wait, send_request};
 use tokio_util::sync::CancellationToken;
 
 const PLATFORMS: [&str; 5] = ["whatsapp", "instagram", "messenger", "telegram", "chotot"];
@@ -166,15 +166,10 @@ async fn the_systems_metrics_pass_promtool_and_alerted_series_exist_from_start_u
         "chotot:ch-1001",
     ];
     for recipient in recipients {
-        let id = client
-            .send_message(send_request(recipient, "hi", ""))
-            .await
-            .unwrap()
-            .into_inner()
-            .message_id;
-        let m = wait_for(
+        let m = send_and_wait(
             &mut client,
-            &id,
+            recipient,
+            "hi",
             pb::DeliveryStatus::Sent,
             Duration::from_secs(30),
         )
@@ -183,15 +178,10 @@ async fn the_systems_metrics_pass_promtool_and_alerted_series_exist_from_start_u
         assert!(m.status >= pb::DeliveryStatus::Sent as i32, "{recipient}: {m:?}");
     }
     // The simulator refuses recipients starting 999 (131026, undeliverable).
-    let id = client
-        .send_message(send_request("whatsapp:9990001112", "to nobody", ""))
-        .await
-        .unwrap()
-        .into_inner()
-        .message_id;
-    wait_for(
+    send_and_wait(
         &mut client,
-        &id,
+        "whatsapp:9990001112",
+        "to nobody",
         pb::DeliveryStatus::Failed,
         Duration::from_secs(30),
     )
