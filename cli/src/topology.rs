@@ -100,8 +100,9 @@ pub struct TopologyConfig {
     /// When the gateway re-publishes messages whose record was lost.
     #[command(flatten)]
     pub reconcile: chat4all_api_gateway::ReconcileArgs,
-    /// How long a service's Kafka client may be stuck before the service
-    /// replaces it (see `--kafka-stall-secs`).
+    /// How long a service's Kafka client may be stuck (a producer failing
+    /// every record of a partition, a consumer whose partition has no
+    /// leader while the broker is up) before the service replaces it.
     #[arg(
         long = "kafka-stall-secs",
         env = "CHAT4ALL_KAFKA_STALL_SECS",
