@@ -1,20 +1,22 @@
 //! The backend against servers.
 //!
-//! - The whole store contract against a real cluster, when
-//!   `CHAT4ALL_SCYLLA_NODES` names one (each run in a keyspace of its own,
-//!   dropped at the end). Without it the test says so and passes.
+//! - The whole store contract against a real database: the cluster
+//!   `CHAT4ALL_SCYLLA_NODES` names, else one Apache Cassandra node this test
+//!   binary starts (see [`cluster`]). Each test runs in a keyspace of its
+//!   own, dropped at the end.
 //! - A smoke test through the real driver against `kassandra-tester`, an
 //!   in-process CQL emulator: connecting with the configured profile, the
 //!   migrations (twice), and rows written and read back with the backend's
 //!   own statements and mapping. The emulator ignores `IF` conditions and
-//!   TTLs, so nothing here is evidence about transactions or expiry: those
-//!   are the contract's, on a real cluster.
+//!   TTLs, so nothing there is evidence about transactions or expiry: those
+//!   are the real database's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chat4all_domain::{Platform, Recipient};
+use chat4all_engines::{Cassandra, RunningCassandra};
 use kassandra_tester::KassandraTester;
 use kassandra_tester::kassandra::session::KassandraSession;
 use scylla::statement::Consistency;
@@ -24,6 +26,46 @@ use super::rows::{ChannelRecord, HistoryRecord, MessageRecord, MessageRow, chann
 use super::statements::{self, ALL};
 use super::*;
 use crate::stored_rows::{ChannelColumns, HistoryColumns};
+
+/// The cluster the tests run against: the one `CHAT4ALL_SCYLLA_NODES`
+/// names, else one Apache Cassandra node this test binary starts when a
+/// test first asks and shares with the others (each test keeps to a
+/// keyspace of its own). Failing to start it fails the test: nothing here
+/// passes by skipping.
+///
+/// The node lives in a static, which is never dropped. It is stopped all
+/// the same when this test binary exits, whichever way: its watchdog
+/// (chat4all-engines) holds a pipe only this process writes to, and kills
+/// the node and deletes its files when the pipe closes.
+async fn cluster() -> Vec<String> {
+    if let Some(nodes) = cluster_nodes() {
+        return nodes;
+    }
+    static NODE: OnceLock<Result<RunningCassandra, String>> = OnceLock::new();
+    let node = tokio::task::spawn_blocking(|| {
+        NODE.get_or_init(|| {
+            let node = Cassandra::default()
+                .start_temporary()
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "Cassandra {} for the Scylla backend's tests on {}, up in {:?}",
+                node.version(),
+                node.contact_point(),
+                node.started_in()
+            );
+            Ok(node)
+        })
+    })
+    .await
+    .unwrap();
+    match node {
+        Ok(node) => vec![node.contact_point().to_string()],
+        Err(why) => panic!(
+            "the Scylla backend's tests need a cluster: name one with CHAT4ALL_SCYLLA_NODES=host:port, \
+             or let them start Apache Cassandra, which failed: {why}"
+        ),
+    }
+}
 
 /// The cluster named by `CHAT4ALL_SCYLLA_NODES`, if any.
 fn cluster_nodes() -> Option<Vec<String>> {
@@ -44,10 +86,7 @@ fn unique_keyspace() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_scylla_store_honours_the_contract() {
-    let Some(nodes) = cluster_nodes() else {
-        eprintln!("skipped: set CHAT4ALL_SCYLLA_NODES=host:9042 to run the store contract against ScyllaDB");
-        return;
-    };
+    let nodes = cluster().await;
     let keyspace = unique_keyspace();
     let config = ScyllaConfig {
         nodes,
