@@ -119,7 +119,7 @@ async fn claim_key(db: &Db, inbound: &NewInbound, now: Timestamp) -> Result<Opti
     let ours = inbound.id.to_string();
     let window = i64::try_from(inbound.dedup_window.as_micros()).unwrap_or(i64::MAX);
     let expires_at = now.as_micros().saturating_add(window);
-    let ttl = ttl_secs(inbound.dedup_window);
+    let ttl = ttl_secs(inbound.dedup_window, now);
     let mut checked_id = false;
     // Each round either settles or saw the key change hands: a few suffice.
     for _ in 0..4 {

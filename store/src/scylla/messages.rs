@@ -35,15 +35,31 @@ pub(super) fn abandoned(written_at: i64, now: Timestamp) -> bool {
     now.as_micros().saturating_sub(written_at) > after
 }
 
-/// A TTL in seconds, as CQL takes it: at least one second (a shorter
-/// window is still checked to the microsecond by the caller), at most the
-/// twenty years CQL allows.
-pub(super) fn ttl_secs(window: std::time::Duration) -> i32 {
-    const MAX_TTL: u64 = 20 * 365 * 24 * 3600;
+/// The last second at which Cassandra can expire a cell,
+/// 2038-01-19T03:14:06Z: it keeps expiry times as 32-bit seconds and refuses
+/// a write whose TTL would end later ("exceeds maximum supported expiration
+/// date", CASSANDRA-14092), even in 5.0 unless its storage format is moved
+/// past 4.x compatibility.
+const LAST_EXPIRY_SECS: i64 = i32::MAX as i64 - 1;
+
+/// Room for the server's clock running ahead of ours.
+const EXPIRY_MARGIN_SECS: i64 = 24 * 3600;
+
+/// A TTL in seconds, as CQL takes it, for a key written at `now`: at least
+/// one second (a shorter window is still checked to the microsecond by the
+/// caller), at most the twenty years CQL allows, and ending before the last
+/// expiry Cassandra can store. That cap only shortens windows of a decade
+/// or more, which are forever in practice; without it every write of such
+/// a key would be refused.
+pub(super) fn ttl_secs(window: std::time::Duration, now: Timestamp) -> i32 {
+    const MAX_TTL: i64 = 20 * 365 * 24 * 3600;
     let secs = window
         .as_secs()
         .saturating_add(u64::from(window.subsec_nanos() > 0));
-    i32::try_from(secs.clamp(1, MAX_TTL)).unwrap_or(i32::MAX)
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let until_last = LAST_EXPIRY_SECS - EXPIRY_MARGIN_SECS - now.as_micros().div_euclid(1_000_000);
+    let max = MAX_TTL.min(until_last).max(1);
+    i32::try_from(secs.clamp(1, max)).unwrap_or(i32::MAX)
 }
 
 impl Db {
@@ -234,7 +250,7 @@ async fn claim_idempotency_key(
 ) -> Result<Option<MessageRow>, StoreError> {
     let st = &db.statements;
     let ours = message.id.to_string();
-    let ttl = ttl_secs(db.options.idempotency_ttl);
+    let ttl = ttl_secs(db.options.idempotency_ttl, Timestamp::now());
     let mut fresh = false;
     // Each round either settles or saw the key change hands: a few suffice.
     for _ in 0..4 {
@@ -317,11 +333,27 @@ mod tests {
 
     #[test]
     fn ttls_round_up_to_whole_seconds_within_what_cql_takes() {
-        assert_eq!(ttl_secs(Duration::from_millis(50)), 1);
-        assert_eq!(ttl_secs(Duration::from_secs(0)), 1);
-        assert_eq!(ttl_secs(Duration::from_millis(1500)), 2);
-        assert_eq!(ttl_secs(Duration::from_secs(24 * 3600)), 86_400);
-        assert_eq!(ttl_secs(Duration::MAX), 630_720_000);
+        // 2000-01-01: twenty years still end before 2038.
+        let y2k = Timestamp::from_secs(946_684_800);
+        assert_eq!(ttl_secs(Duration::from_millis(50), y2k), 1);
+        assert_eq!(ttl_secs(Duration::from_secs(0), y2k), 1);
+        assert_eq!(ttl_secs(Duration::from_millis(1500), y2k), 2);
+        assert_eq!(ttl_secs(Duration::from_secs(24 * 3600), y2k), 86_400);
+        assert_eq!(ttl_secs(Duration::MAX, y2k), 630_720_000);
+    }
+
+    #[test]
+    fn ttls_end_a_day_before_the_last_expiry_cassandra_stores() {
+        let now = Timestamp::from_secs(1_796_300_000); // late 2026
+        let ttl = ttl_secs(Duration::from_secs(20 * 365 * 24 * 3600), now);
+        assert_eq!(i64::from(ttl), LAST_EXPIRY_SECS - 86_400 - 1_796_300_000);
+        assert_eq!(
+            ttl_secs(Duration::from_secs(7 * 24 * 3600), now),
+            604_800,
+            "short ones untouched"
+        );
+        let too_late = Timestamp::from_secs(LAST_EXPIRY_SECS);
+        assert_eq!(ttl_secs(Duration::from_secs(3600), too_late), 1);
     }
 
     #[test]

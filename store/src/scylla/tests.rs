@@ -698,3 +698,25 @@ async fn the_reconciler_look_ups_find_what_they_should() {
     assert!(matches!(stuck(Sent, 500).await, Err(StoreError::Invalid { .. })));
     drop_keyspace(&store).await;
 }
+
+#[tokio::test]
+async fn a_key_remembered_for_decades_is_still_written() {
+    // Cassandra refuses a TTL ending after 2038-01-19: a twenty-year window
+    // is cut to end before it rather than failing every put.
+    let store = fresh_store(ScyllaStoreOptions {
+        idempotency_ttl: Duration::from_secs(20 * 365 * 24 * 3600),
+        ..Default::default()
+    })
+    .await;
+    let message = new_message(Timestamp::now(), Some("forever"));
+    put_new(&store, message.clone()).await;
+    let again = store
+        .put_message(NewMessage {
+            id: MessageId::generate(),
+            ..message
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, PutOutcome::Duplicate);
+    drop_keyspace(&store).await;
+}
