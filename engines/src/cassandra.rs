@@ -102,14 +102,17 @@ impl Cassandra {
     /// Starts a node whose files (config, data, log) go in `dir`, which is
     /// kept after it stops. Blocking: it returns once the node answers CQL.
     pub fn start(&self, dir: &Path) -> Result<RunningCassandra, EngineError> {
+        let install = self.install()?;
         std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
-        self.start_in(dir.to_owned(), false)
+        self.start_in(&install, dir.to_owned(), false)
     }
 
     /// Starts a node in a directory of its own under the system's temporary
     /// directory, deleted once the node has ended (also when this process
     /// ends without stopping it). Blocking, as [`start`](Self::start).
     pub fn start_temporary(&self) -> Result<RunningCassandra, EngineError> {
+        // First, so that a missing java or mvn leaves no directory behind.
+        let install = self.install()?;
         let dir = tempfile::Builder::new()
             .prefix("chat4all-cassandra-")
             .tempdir()
@@ -117,10 +120,11 @@ impl Cassandra {
             // Deleted by us once the node has stopped, or by its watchdog
             // if we end first (see `process`).
             .keep();
-        self.start_in(dir, true)
+        self.start_in(&install, dir, true)
     }
 
-    fn start_in(&self, dir: PathBuf, temporary: bool) -> Result<RunningCassandra, EngineError> {
+    /// The `java` and the jars to run, fetched first if need be.
+    fn install(&self) -> Result<Install, EngineError> {
         let java = java::find(self.java.as_deref(), SUPPORTED_JAVA, "Cassandra 5.0", JAVA_VAR)?;
         let libs = match &self.libs {
             Some(libs) => {
@@ -141,10 +145,20 @@ impl Cassandra {
                     .map(str::to_owned)
             })
             .unwrap_or_default();
+        Ok(Install { java, libs, version })
+    }
+
+    fn start_in(
+        &self,
+        install: &Install,
+        dir: PathBuf,
+        temporary: bool,
+    ) -> Result<RunningCassandra, EngineError> {
+        let Install { java, libs, version } = install;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_start(&java, &libs, &dir, temporary, &version) {
+            match self.try_start(java, libs, &dir, temporary, version) {
                 Ok(node) => return Ok(node),
                 Err(Failure::PortTaken(_)) if attempt < PORT_RETRIES => {
                     // A fresh start: nothing of the failed one is worth keeping.
@@ -225,6 +239,14 @@ impl Cassandra {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// What runs a node.
+struct Install {
+    java: Java,
+    libs: PathBuf,
+    /// Cassandra's version, from its jar's name.
+    version: String,
 }
 
 /// Why one start failed: a port race is worth another try, nothing else is.

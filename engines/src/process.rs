@@ -34,30 +34,38 @@ use crate::error::EngineError;
 /// - fd 3 keeps our pipe; the engine and the watcher get /dev/null as
 ///   stdin, so only the watcher reads the pipe.
 /// - The watcher blocks on the pipe: EOF (or anything written) kills the
-///   engine, and the watcher exits 0; when the engine ends otherwise, the
-///   watcher is killed instead. Only in the first case is the directory
-///   deleted here: otherwise we are alive, may still want the log in it,
-///   and delete it ourselves.
-/// - A SIGTERM to the watchdog is passed to the engine; `wait` returns
-///   early after a trapped signal, hence the loop.
+///   engine, after leaving a mark in the directory. Only a marked directory
+///   is deleted here: otherwise the engine ended some other way, we are
+///   alive, may still want the log in it, and delete it ourselves. (The
+///   mark, not the watcher's exit status: the watcher may not have exited
+///   yet when the engine's death wakes this shell.)
+/// - A SIGTERM to the watchdog is passed to the engine: trapped from the
+///   start, so it never kills the watchdog alone, and remembered, so one
+///   that comes before the engine's pid is known is passed on after.
+///   `wait` returns early after a trapped signal, hence the loop.
 const WATCHDOG: &str = r#"dir=$1
 shift
+engine=
+asked=
+trap 'asked=1; if [ -n "$engine" ]; then kill -TERM "$engine" 2>/dev/null; fi' TERM
 exec 3<&0 </dev/null
 "$@" &
 engine=$!
-{ read -r _ <&3; kill -KILL "$engine" 2>/dev/null; exit 0; } &
+if [ -n "$asked" ]; then kill -TERM "$engine" 2>/dev/null; fi
+{
+    read -r _ <&3
+    if [ -n "$dir" ]; then : >"$dir/.orphaned"; fi 2>/dev/null
+    kill -KILL "$engine" 2>/dev/null
+} &
 watcher=$!
 exec 3<&-
-trap 'kill -TERM "$engine" 2>/dev/null' TERM
 while :; do
     wait "$engine"
     status=$?
     kill -0 "$engine" 2>/dev/null || break
 done
 kill "$watcher" 2>/dev/null
-wait "$watcher" 2>/dev/null
-fired=$?
-if [ "$fired" -eq 0 ] && [ -n "$dir" ]; then rm -rf -- "$dir"; fi
+if [ -n "$dir" ] && [ -e "$dir/.orphaned" ]; then rm -rf -- "$dir"; fi
 exit "$status"
 "#;
 
@@ -205,7 +213,7 @@ mod tests {
             Path::new("/bin/sh"),
             &[
                 "-c",
-                "echo started; trap 'echo bye; exit 7' TERM; while :; do sleep 0.1; done",
+                "trap 'echo bye; exit 7' TERM; echo started; while :; do sleep 0.1; done",
             ],
             &dir.join("log"),
             remove,
