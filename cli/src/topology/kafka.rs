@@ -8,7 +8,6 @@
 //! the first start, and again after [`wipe`](BrokerFiles::wipe) (a broker
 //! whose disk was lost).
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,23 +16,17 @@ use anyhow::Context as _;
 
 use super::process::Launch;
 
-/// Where the jars go: `target/engines/kafka` of the workspace this binary
-/// was built in.
-pub fn default_libs() -> PathBuf {
-    let target = option_env!("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("engines/kafka")
-}
-
-/// The pom naming the broker's version, in the source tree.
-fn pom() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/engines/kafka/pom.xml")
-}
+/// The broker's jars, named by the pom in the source tree.
+const JARS: chat4all_engines::maven::Jars<'static> = chat4all_engines::maven::Jars {
+    name: "kafka",
+    pom: include_str!("../../../tests/engines/kafka/pom.xml"),
+    main_jar: "kafka_2.13-",
+};
 
 /// The directory of the broker's jars: `explicit` if given, else the
-/// default one, filled by Maven first if it is missing or was filled from
-/// another pom. Blocking (Maven may run): call it off the async runtime.
+/// default one under `target/engines/kafka`, filled by Maven first if it
+/// is missing or was filled from another pom. Blocking (Maven may run):
+/// call it off the async runtime.
 pub fn locate_libs(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = explicit {
         anyhow::ensure!(
@@ -43,43 +36,7 @@ pub fn locate_libs(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         );
         return Ok(dir.to_owned());
     }
-    let pom = pom();
-    let wanted = std::fs::read_to_string(&pom).with_context(|| format!("reading {}", pom.display()))?;
-    let root = default_libs();
-    let libs = root.join("libs");
-    // The pom copied beside the jars says which pom they came from.
-    let stamp = root.join("pom.xml");
-    let current = || has_broker(&libs) && std::fs::read_to_string(&stamp).is_ok_and(|had| had == wanted);
-    if current() {
-        return Ok(libs);
-    }
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    // Tests start topologies in parallel: one fetches, the others wait.
-    let lock_path = root.join(".lock");
-    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    if current() {
-        return Ok(libs);
-    }
-    let fresh = root.join("libs.partial");
-    let _ = std::fs::remove_dir_all(&fresh);
-    let _ = std::fs::remove_dir_all(&libs);
-    run(Command::new("mvn")
-        .args(["-q", "-B", "-f"])
-        .arg(&pom)
-        .arg("dependency:copy-dependencies")
-        .arg(format!("-DoutputDirectory={}", fresh.display()))
-        .arg("-DincludeScope=runtime"))
-    .context("fetching the Kafka broker's jars with Maven (needs `mvn` and Maven Central)")?;
-    std::fs::rename(&fresh, &libs).with_context(|| format!("moving the jars to {}", libs.display()))?;
-    std::fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))?;
-    anyhow::ensure!(
-        has_broker(&libs),
-        "Maven ran, but left no kafka_2.13 jar in {}",
-        libs.display()
-    );
-    Ok(libs)
+    Ok(JARS.locate()?)
 }
 
 fn has_broker(dir: &Path) -> bool {
@@ -90,7 +47,7 @@ fn has_broker(dir: &Path) -> bool {
         .any(|entry| {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            name.starts_with("kafka_2.13-") && name.ends_with(".jar")
+            name.starts_with(JARS.main_jar) && name.ends_with(".jar")
         })
 }
 
