@@ -3,7 +3,8 @@
 //! [`system`] composes every service in one process (librdkafka's mock
 //! cluster as Kafka, the embedded store, the platform simulator): what
 //! `chat4all dev`, the end-to-end tests and the benchmark run. [`client`]
-//! holds the `send`, `status` and `watch` commands; [`bench`] the benchmark.
+//! holds the `send`, `status` and `watch` commands; [`bench`] the benchmark,
+//! [`store_bench`] the store's backends measured side by side.
 //! [`services`] runs any one service (`chat4all run <service>`), and
 //! [`topology`] runs each service as its own process on a real broker
 //! (`chat4all topology`).
@@ -12,6 +13,7 @@ pub mod bench;
 pub mod client;
 pub mod migrate;
 pub mod services;
+pub mod store_bench;
 pub mod system;
 pub mod topology;
 

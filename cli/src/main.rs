@@ -111,6 +111,13 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Measures put_message/s and transitions/s of the embedded store and
+    /// of Cassandra (a node started for the run, or `--scylla-nodes`), by
+    /// the same code.
+    StoreBench {
+        #[command(flatten)]
+        options: chat4all::store_bench::StoreBenchOptions,
+    },
 }
 
 #[derive(Subcommand)]
@@ -308,6 +315,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { options, data_dir } => {
             let report = bench::run(options, data_dir).await.context("benchmark")?;
             println!("{report}");
+            Ok(())
+        }
+        Command::StoreBench { options } => {
+            let report = chat4all::store_bench::run(options)
+                .await
+                .context("store benchmark")?;
+            print!("{report}");
             Ok(())
         }
     }
