@@ -81,6 +81,24 @@ impl TestTopology {
     }
 
     /// Stops every process in order; each must stop cleanly.
+    /// Ends `stream` and checks what every fault test promises: each of
+    /// its messages at its final state, each sent to its platform once.
+    pub(crate) async fn check_stream(&mut self, stream: Stream) {
+        let sent = stream.finish().await;
+        let mut client = self.client().await;
+        wait_final(&mut client, &sent).await;
+        assert_each_sent_once(&self.get().simulator_url(), &sent).await;
+    }
+
+    /// SIGKILLs a process, which must not exit cleanly.
+    pub(crate) async fn kill(&mut self, name: &str) {
+        let killed = self.get().kill(name).await.unwrap();
+        assert!(
+            matches!(killed, chat4all::topology::Stopped::Exited(status) if !status.success()),
+            "{name}: {killed:?}"
+        );
+    }
+
     pub(crate) async fn stop(&mut self) {
         self.topology.take().unwrap().stop().await.unwrap();
     }
