@@ -40,7 +40,7 @@ pub struct SimulatorArgs {
         default_value = "100000000000001"
     )]
     pub whatsapp_phone_number_id: String,
-    /// Where WhatsApp webhooks go.
+    /// Where WhatsApp webhooks go (several adapter replicas: comma-separated, taken in turn).
     #[arg(
         long,
         env = "CHAT4ALL_SIMULATOR_WHATSAPP_WEBHOOK_URL",
@@ -95,7 +95,7 @@ pub struct SimulatorArgs {
         default_value = "chat4all-dev-app-secret"
     )]
     pub messenger_app_secret: String,
-    /// Where Messenger webhooks go.
+    /// Where Messenger webhooks go (several adapter replicas: comma-separated, taken in turn).
     #[arg(
         long,
         env = "CHAT4ALL_SIMULATOR_MESSENGER_WEBHOOK_URL",
@@ -133,7 +133,7 @@ pub struct SimulatorArgs {
         default_value = "chat4all-dev-app-secret"
     )]
     pub instagram_app_secret: String,
-    /// Where Instagram webhooks go.
+    /// Where Instagram webhooks go (several adapter replicas: comma-separated, taken in turn).
     #[arg(
         long,
         env = "CHAT4ALL_SIMULATOR_INSTAGRAM_WEBHOOK_URL",
@@ -164,7 +164,7 @@ pub struct SimulatorArgs {
         default_value = "chat4all-dev-telegram-webhook-secret"
     )]
     pub telegram_webhook_secret: String,
-    /// Where Telegram webhooks go.
+    /// Where Telegram webhooks go (several adapter replicas: comma-separated, taken in turn).
     #[arg(
         long,
         env = "CHAT4ALL_SIMULATOR_TELEGRAM_WEBHOOK_URL",
@@ -213,7 +213,7 @@ pub struct SimulatorArgs {
         default_value = "9000001"
     )]
     pub chotot_bot_user_id: String,
-    /// Where Chotot events go.
+    /// Where Chotot events go (several adapter replicas: comma-separated, taken in turn).
     #[arg(
         long,
         env = "CHAT4ALL_SIMULATOR_CHOTOT_WEBHOOK_URL",

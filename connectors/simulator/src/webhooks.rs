@@ -2,7 +2,14 @@
 //! batch per POST, and retried with backoff when not answered 2xx (Meta
 //! retries for days; a few attempts stand in for that here). Shutdown stops
 //! the retries.
+//!
+//! A webhook URL may name several adapters, comma-separated: replicas
+//! behind one address, as a Kubernetes Service puts them. Each post goes
+//! to the next in turn, so a retry after a failed post reaches another
+//! replica, which is what a Service does for a pod that went away.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -34,6 +41,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub(crate) struct WebhookPoster {
     http: reqwest::Client,
+    /// Which of several adapters the next post goes to.
+    turn: Arc<AtomicUsize>,
 }
 
 impl WebhookPoster {
@@ -46,14 +55,36 @@ impl WebhookPoster {
             .connect_timeout(Duration::from_secs(2))
             .user_agent("facebookexternalua")
             .build()?;
-        Ok(Self { http })
+        Ok(Self {
+            http,
+            turn: Arc::default(),
+        })
+    }
+
+    /// Where attempt `attempt` (from 0) of a webhook to `url` goes: the
+    /// attempts of one webhook go to the replicas one after the other from
+    /// where `start` says, whatever other webhooks are posted meanwhile.
+    fn target(url: &str, start: usize, attempt: u32) -> &str {
+        let replicas = url.split(',').count();
+        let turn = start.wrapping_add(attempt as usize) % replicas;
+        url.split(',').nth(turn).unwrap_or(url).trim()
+    }
+
+    /// Which replica a webhook goes to first: each in turn.
+    fn first_turn(&self) -> usize {
+        self.turn.fetch_add(1, Ordering::Relaxed)
     }
 
     /// One attempt; the HTTP status the adapter answered.
     pub(crate) async fn post_once(&self, hook: &SignedWebhook) -> Result<u16, DeliveryError> {
+        self.post_to(Self::target(&hook.url, self.first_turn(), 0), hook)
+            .await
+    }
+
+    async fn post_to(&self, url: &str, hook: &SignedWebhook) -> Result<u16, DeliveryError> {
         let response = self
             .http
-            .post(&hook.url)
+            .post(url)
             .header("content-type", "application/json")
             .header(hook.header, &hook.signature)
             .body(hook.body.clone())
@@ -71,8 +102,12 @@ impl WebhookPoster {
     ) -> Result<(), DeliveryError> {
         let mut backoff = FIRST_BACKOFF;
         let mut last = DeliveryError::ShuttingDown;
+        let start = self.first_turn();
         for attempt in 1..=ATTEMPTS {
-            match self.post_once(hook).await {
+            match self
+                .post_to(Self::target(&hook.url, start, attempt - 1), hook)
+                .await
+            {
                 Ok(status) if (200..300).contains(&status) => return Ok(()),
                 Ok(status) => last = DeliveryError::Refused { status },
                 Err(e) => last = e,
@@ -87,5 +122,38 @@ impl WebhookPoster {
             }
         }
         Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WebhookPoster;
+
+    #[test]
+    fn the_attempts_of_a_webhook_go_to_each_replica_in_turn() {
+        let url = "http://a/webhook, http://b/webhook";
+        let targets: Vec<&str> = (0..4)
+            .map(|attempt| WebhookPoster::target(url, 1, attempt))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                "http://b/webhook",
+                "http://a/webhook",
+                "http://b/webhook",
+                "http://a/webhook"
+            ]
+        );
+        assert_eq!(
+            WebhookPoster::target("http://only/webhook", 7, 3),
+            "http://only/webhook"
+        );
+    }
+
+    #[test]
+    fn each_webhook_starts_at_the_next_replica() {
+        let poster = WebhookPoster::new().unwrap();
+        let firsts: Vec<usize> = (0..3).map(|_| poster.first_turn()).collect();
+        assert_eq!(firsts, [0, 1, 2]);
     }
 }
