@@ -75,8 +75,10 @@ enum Command {
         gateway: String,
     },
     /// Runs every service as its own process on Apache Kafka (its jars
-    /// fetched by Maven on first use), on this machine; Ctrl-C stops them
-    /// all, the broker last.
+    /// fetched by Maven on first use), on this machine; with `--store
+    /// cassandra --replicas 2`, the production form: Apache Cassandra under
+    /// the store and two of each scaled service. Ctrl-C stops them all,
+    /// the broker last.
     Topology {
         #[command(flatten)]
         config: TopologyConfig,
@@ -340,8 +342,11 @@ async fn topology(config: TopologyConfig) -> anyhow::Result<()> {
         () = &mut shutdown => return Ok(()),
     };
     println!("chat4all topology is running");
-    println!("  gateway    {}", topology.gateway_url());
+    println!("  gateway    {}", topology.gateway_urls().join(", "));
     println!("  store      http://{}", topology.store_addr);
+    if let Some(node) = topology.cassandra_contact_point() {
+        println!("  cassandra  {node} (Apache Cassandra, CQL)");
+    }
     println!("  simulator  {}", topology.simulator_url());
     println!("  kafka      {} (Apache Kafka, KRaft)", topology.kafka.bootstrap);
     println!("  logs       {}", topology.log_dir.display());

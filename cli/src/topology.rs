@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chat4all_domain::Platform;
+use chat4all_engines::{Cassandra, RunningCassandra};
 use chat4all_kafka::{KafkaArgs, topics};
 use futures::future::{join_all, try_join_all};
 use tokio::task::JoinHandle;
@@ -66,6 +67,28 @@ pub fn sidecar(platform: Platform) -> String {
     format!("{}-sidecar", platform.as_str())
 }
 
+/// The process name of replica `index` (from 0) of a scaled service: the
+/// service's own name for the first, `<name>-<index>` for the others, so
+/// a topology of one replica names its processes as it always did.
+pub fn replica(name: &str, index: usize) -> String {
+    if index == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}-{index}")
+    }
+}
+
+/// The database under the store service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreEngine {
+    /// The store's SQLite file under the data directory: one store process.
+    Embedded,
+    /// An Apache Cassandra node the topology starts (its jars fetched by
+    /// Maven on first use; Java 11 or 17), through the store's
+    /// Scylla/Cassandra backend: the production form.
+    Cassandra,
+}
+
 /// How long one process may take to become ready.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
@@ -87,6 +110,21 @@ pub struct TopologyConfig {
     /// The broker JVM's heap (`-Xmx`, `-Xms`).
     #[arg(long, env = "CHAT4ALL_BROKER_HEAP", default_value = "512m")]
     pub broker_heap: String,
+    /// The database under the store service. Cassandra's `java` and jars
+    /// come from `CHAT4ALL_CASSANDRA_JAVA` and `CHAT4ALL_CASSANDRA_LIBS`
+    /// when set.
+    #[arg(long = "store", env = "CHAT4ALL_TOPOLOGY_STORE", value_enum, default_value_t = StoreEngine::Embedded)]
+    pub store: StoreEngine,
+    /// The Cassandra JVM's heap, with `--store cassandra`.
+    #[arg(long, env = "CHAT4ALL_CASSANDRA_HEAP", default_value = "768m")]
+    pub cassandra_heap: String,
+    /// Processes of each scaled service: the gateway, the router, the
+    /// status-consumer and every platform's sidecar+adapter pair. Replicas
+    /// of a consumer share its group's partitions; the simulator posts
+    /// each platform's webhooks to its adapters in turn.
+    #[arg(long, env = "CHAT4ALL_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub replicas: u16,
     /// The public gRPC API; port 0 picks a free one.
     #[arg(long, env = "CHAT4ALL_GATEWAY_LISTEN", default_value = "127.0.0.1:50051")]
     pub gateway_listen: SocketAddr,
@@ -130,6 +168,9 @@ impl TopologyConfig {
             kafka_libs: std::env::var_os("CHAT4ALL_KAFKA_LIBS").map(PathBuf::from),
             java: std::env::var_os("CHAT4ALL_JAVA").map(PathBuf::from),
             broker_heap: "512m".to_owned(),
+            store: StoreEngine::Embedded,
+            cassandra_heap: "768m".to_owned(),
+            replicas: 1,
             gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             partitions: 4,
             connector_rate: 100_000.0,
@@ -145,12 +186,18 @@ impl TopologyConfig {
 /// The running topology. Dropping it kills every process; [`stop`](Self::stop)
 /// stops them in order.
 pub struct Topology {
+    /// The first gateway replica's address.
     pub gateway_addr: SocketAddr,
+    /// Every gateway replica's address.
+    pub gateway_addrs: Vec<SocketAddr>,
     pub store_addr: SocketAddr,
     pub simulator_addr: SocketAddr,
     pub kafka: KafkaArgs,
     pub log_dir: PathBuf,
     broker: kafka::BrokerFiles,
+    /// The store's database with `--store cassandra`, stopped after every
+    /// service.
+    cassandra: Option<RunningCassandra>,
     partitions: i32,
     stop_timeout: Duration,
     services: Arc<Mutex<Vec<Service>>>,
@@ -173,19 +220,31 @@ impl Topology {
             let explicit = config.kafka_libs.clone();
             tokio::task::spawn_blocking(move || kafka::locate_libs(explicit.as_deref())).await??
         };
-        let plan = Plan::new(&config, binary, libs, &log_dir)?;
+        let cassandra = match config.store {
+            StoreEngine::Embedded => None,
+            StoreEngine::Cassandra => Some(start_cassandra(&config).await?),
+        };
+        let plan = Plan::new(
+            &config,
+            binary,
+            libs,
+            &log_dir,
+            cassandra.as_ref().map(RunningCassandra::contact_point),
+        )?;
         {
             let broker = plan.broker_files.clone();
             tokio::task::spawn_blocking(move || broker.format_if_new()).await??;
         }
         let kafka = KafkaArgs::new(plan.broker.to_string());
         let mut topology = Self {
-            gateway_addr: plan.gateway,
+            gateway_addr: plan.gateways[0],
+            gateway_addrs: plan.gateways,
             store_addr: plan.store,
             simulator_addr: plan.simulator,
             kafka,
             log_dir,
             broker: plan.broker_files,
+            cassandra,
             partitions: config.partitions,
             stop_timeout: config.stop_timeout,
             services: Arc::new(Mutex::new(plan.services)),
@@ -220,9 +279,22 @@ impl Topology {
         Ok(topology)
     }
 
-    /// The gateway's URL for a tonic client.
+    /// The first gateway's URL for a tonic client.
     pub fn gateway_url(&self) -> String {
         format!("http://{}", self.gateway_addr)
+    }
+
+    /// Every gateway replica's URL, for a client that spreads its calls.
+    pub fn gateway_urls(&self) -> Vec<String> {
+        self.gateway_addrs
+            .iter()
+            .map(|addr| format!("http://{addr}"))
+            .collect()
+    }
+
+    /// Where the store's Cassandra node takes CQL, with `--store cassandra`.
+    pub fn cassandra_contact_point(&self) -> Option<SocketAddr> {
+        self.cassandra.as_ref().map(RunningCassandra::contact_point)
     }
 
     /// The simulator's base URL (its `/_simulator/received` tells what
@@ -367,6 +439,12 @@ impl Topology {
                 }
             }
         }
+        if let Some(mut cassandra) = self.cassandra.take() {
+            let how = tokio::task::spawn_blocking(move || cassandra.stop()).await?;
+            if matches!(how, chat4all_engines::Stopped::Killed) {
+                unclean.push(format!("cassandra: {how:?}"));
+            }
+        }
         anyhow::ensure!(
             unclean.is_empty(),
             "not stopped cleanly: {}; logs in {}",
@@ -412,6 +490,23 @@ impl Topology {
             }
         }
     }
+}
+
+/// Starts the store's Cassandra node under `<data-dir>/cassandra`, where
+/// its data stays between runs.
+async fn start_cassandra(config: &TopologyConfig) -> anyhow::Result<RunningCassandra> {
+    let dir = config.data_dir.join("cassandra");
+    let engine = Cassandra::default().heap(config.cassandra_heap.clone());
+    let node = tokio::task::spawn_blocking(move || engine.start(&dir))
+        .await?
+        .context("starting the store's Cassandra node")?;
+    tracing::info!(
+        contact_point = %node.contact_point(),
+        version = node.version(),
+        started_in = ?node.started_in(),
+        "cassandra ready"
+    );
+    Ok(node)
 }
 
 impl Drop for Topology {

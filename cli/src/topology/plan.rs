@@ -13,7 +13,9 @@ use super::kafka::BrokerFiles;
 use super::ports::PortPicker;
 use super::process::{Launch, Running};
 use super::readiness::Probe;
-use super::{BROKER, GATEWAY, ROUTER, SIMULATOR, STATUS_CONSUMER, STORE, TopologyConfig, adapter, sidecar};
+use super::{
+    BROKER, GATEWAY, ROUTER, SIMULATOR, STATUS_CONSUMER, STORE, TopologyConfig, adapter, replica, sidecar,
+};
 
 /// Start order, reversed to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,8 +88,17 @@ pub(crate) struct Plan {
     pub(crate) broker_files: BrokerFiles,
     pub(crate) store: SocketAddr,
     pub(crate) simulator: SocketAddr,
-    pub(crate) gateway: SocketAddr,
+    /// Every gateway replica's, the first first.
+    pub(crate) gateways: Vec<SocketAddr>,
     pub(crate) services: Vec<Service>,
+}
+
+/// One replica of a platform's connector pod: its adapter's ports.
+struct Adapter {
+    platform: Platform,
+    index: usize,
+    grpc: SocketAddr,
+    webhook: SocketAddr,
 }
 
 impl Plan {
@@ -96,17 +107,22 @@ impl Plan {
         binary: PathBuf,
         broker_libs: PathBuf,
         log_dir: &Path,
+        cassandra: Option<SocketAddr>,
     ) -> anyhow::Result<Self> {
+        let replicas = usize::from(config.replicas.max(1));
         let mut ports = PortPicker::default();
         let broker = ports.next()?;
         let controller = ports.next()?;
         let store = ports.next()?;
         let simulator = ports.next()?;
-        let gateway = if config.gateway_listen.port() == 0 {
-            ports.next()?
-        } else {
-            config.gateway_listen
-        };
+        let mut gateways = Vec::with_capacity(replicas);
+        for index in 0..replicas {
+            gateways.push(if index == 0 && config.gateway_listen.port() != 0 {
+                config.gateway_listen
+            } else {
+                ports.next()?
+            });
+        }
         let bootstrap = broker.to_string();
         let store_url = format!("http://{store}");
         let simulator_url = format!("http://{simulator}");
@@ -174,25 +190,30 @@ impl Plan {
             Tier::Backing,
             Probe::GrpcHealth(store),
             vec![("grpc", store)],
-            vec![
-                "--data-dir".to_owned(),
-                config.data_dir.join("store").display().to_string(),
-                "--listen".to_owned(),
-                store.to_string(),
-            ],
+            store_backend_flags(config, store, cassandra),
             ports.next()?,
         ));
 
         let mut adapters = Vec::new();
         for platform in Platform::ALL {
-            let grpc = ports.next()?;
-            let webhook = ports.next()?;
-            adapters.push((platform, grpc, webhook));
+            for index in 0..replicas {
+                adapters.push(Adapter {
+                    platform,
+                    index,
+                    grpc: ports.next()?,
+                    webhook: ports.next()?,
+                });
+            }
         }
         let mut simulator_flags = vec!["--listen".to_owned(), simulator.to_string()];
-        for (platform, _, webhook) in &adapters {
+        for platform in Platform::ALL {
+            let urls: Vec<String> = adapters
+                .iter()
+                .filter(|a| a.platform == platform)
+                .map(|a| format!("http://{}{}", a.webhook, chat4all_adapter::WEBHOOK_PATH))
+                .collect();
             simulator_flags.push(format!("--{}-webhook-url", platform.as_str()));
-            simulator_flags.push(format!("http://{webhook}{}", chat4all_adapter::WEBHOOK_PATH));
+            simulator_flags.push(urls.join(","));
         }
         services.push(service(
             SIMULATOR.to_owned(),
@@ -204,33 +225,39 @@ impl Plan {
             ports.next()?,
         ));
 
-        for &(platform, grpc, webhook) in &adapters {
+        for a in &adapters {
             services.push(service(
-                adapter(platform),
-                platform.as_str(),
+                replica(&adapter(a.platform), a.index),
+                a.platform.as_str(),
                 Tier::Backing,
-                Probe::GrpcHealth(grpc),
-                vec![("grpc", grpc), ("webhook", webhook)],
+                Probe::GrpcHealth(a.grpc),
+                vec![("grpc", a.grpc), ("webhook", a.webhook)],
                 vec![
                     "--api-base-url".to_owned(),
                     simulator_url.clone(),
                     "--grpc-listen".to_owned(),
-                    grpc.to_string(),
+                    a.grpc.to_string(),
                     "--webhook-listen".to_owned(),
-                    webhook.to_string(),
+                    a.webhook.to_string(),
                 ],
                 ports.next()?,
             ));
         }
-        for &(platform, grpc, _) in &adapters {
+        // A sidecar and its adapter are one pod: each sidecar replica
+        // calls its own adapter.
+        for a in &adapters {
+            let name = replica(&sidecar(a.platform), a.index);
             let health = ports.next()?;
             let mut flags = vec![
                 "--platform".to_owned(),
-                platform.as_str().to_owned(),
+                a.platform.as_str().to_owned(),
                 "--connector-addr".to_owned(),
-                format!("http://{grpc}"),
+                format!("http://{}", a.grpc),
                 "--health-listen".to_owned(),
                 health.to_string(),
+                // Claims name their holder: replicas must not share one.
+                "--instance".to_owned(),
+                name.clone(),
             ];
             if config.connector_rate > 0.0 {
                 flags.extend(["--rate-per-second".to_owned(), config.connector_rate.to_string()]);
@@ -238,7 +265,7 @@ impl Plan {
             flags.extend(kafka_flags());
             flags.extend(store_flags());
             services.push(service(
-                sidecar(platform),
+                name,
                 "connector-sidecar",
                 Tier::Consumers,
                 Probe::GrpcHealth(health),
@@ -248,38 +275,44 @@ impl Plan {
             ));
         }
         for (name, command) in [(ROUTER, "router"), (STATUS_CONSUMER, "status-consumer")] {
-            let health = ports.next()?;
-            let mut flags = vec!["--health-listen".to_owned(), health.to_string()];
+            for index in 0..replicas {
+                let health = ports.next()?;
+                let mut flags = vec!["--health-listen".to_owned(), health.to_string()];
+                flags.extend(kafka_flags());
+                flags.extend(store_flags());
+                services.push(service(
+                    replica(name, index),
+                    command,
+                    Tier::Consumers,
+                    Probe::GrpcHealth(health),
+                    vec![("health", health)],
+                    flags,
+                    ports.next()?,
+                ));
+            }
+        }
+
+        for (index, &gateway) in gateways.iter().enumerate() {
+            let mut flags = vec!["--gateway-listen".to_owned(), gateway.to_string()];
+            flags.extend(config.reconcile.to_flags());
+            // Each gateway asks the adapters of its own index, as a pod
+            // would reach whichever replica its Service picked.
+            for a in adapters.iter().filter(|a| a.index == index) {
+                flags.push("--connector".to_owned());
+                flags.push(format!("{}=http://{}", a.platform.as_str(), a.grpc));
+            }
             flags.extend(kafka_flags());
             flags.extend(store_flags());
             services.push(service(
-                name.to_owned(),
-                command,
-                Tier::Consumers,
-                Probe::GrpcHealth(health),
-                vec![("health", health)],
+                replica(GATEWAY, index),
+                "api-gateway",
+                Tier::Gateway,
+                Probe::GrpcHealth(gateway),
+                vec![("grpc", gateway)],
                 flags,
                 ports.next()?,
             ));
         }
-
-        let mut gateway_flags = vec!["--gateway-listen".to_owned(), gateway.to_string()];
-        gateway_flags.extend(config.reconcile.to_flags());
-        for (platform, grpc, _) in &adapters {
-            gateway_flags.push("--connector".to_owned());
-            gateway_flags.push(format!("{}=http://{grpc}", platform.as_str()));
-        }
-        gateway_flags.extend(kafka_flags());
-        gateway_flags.extend(store_flags());
-        services.push(service(
-            GATEWAY.to_owned(),
-            "api-gateway",
-            Tier::Gateway,
-            Probe::GrpcHealth(gateway),
-            vec![("grpc", gateway)],
-            gateway_flags,
-            ports.next()?,
-        ));
 
         ports.release();
         Ok(Self {
@@ -287,10 +320,34 @@ impl Plan {
             broker_files,
             store,
             simulator,
-            gateway,
+            gateways,
             services,
         })
     }
+}
+
+/// The store service's flags: its SQLite file under the data directory, or
+/// the Cassandra node (the backend's defaults, one copy of each row at
+/// LOCAL_QUORUM, are right for one node).
+fn store_backend_flags(
+    config: &TopologyConfig,
+    listen: SocketAddr,
+    cassandra: Option<SocketAddr>,
+) -> Vec<String> {
+    let mut flags = vec!["--listen".to_owned(), listen.to_string()];
+    match cassandra {
+        None => flags.extend([
+            "--data-dir".to_owned(),
+            config.data_dir.join("store").display().to_string(),
+        ]),
+        Some(node) => flags.extend([
+            "--store".to_owned(),
+            "scylla".to_owned(),
+            "--scylla-nodes".to_owned(),
+            node.to_string(),
+        ]),
+    }
+    flags
 }
 
 fn os_args<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Vec<OsString> {
