@@ -318,6 +318,17 @@ impl Topology {
             .pid()
     }
 
+    /// Where process `name` listens for `what` (`grpc`, `metrics`, …).
+    pub fn listen_addr(&self, name: &str, what: &str) -> Option<SocketAddr> {
+        self.table()
+            .iter()
+            .find(|s| s.name == name)?
+            .listens
+            .iter()
+            .find(|(w, _)| *w == what)
+            .map(|(_, addr)| *addr)
+    }
+
     fn table(&self) -> MutexGuard<'_, Vec<Service>> {
         self.services.lock().unwrap_or_else(PoisonError::into_inner)
     }

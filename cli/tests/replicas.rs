@@ -67,33 +67,75 @@ async fn two_replicas_of_each_service_on_kafka_and_cassandra_lose_nothing_and_se
         t.get().start_service(&victim).await.unwrap();
         stream.more(10).await;
     }
-    // Each platform's pod, one replica in turn, is restarted as a rolling
-    // update does it, with SIGTERM. The adapter goes first: webhooks that
-    // reach it while it is down go to the other replica, and it drains
-    // the sidecar's calls in flight (the other order would leave webhook
-    // events waiting in a lone adapter's memory, which its stop drops:
-    // the next issue's acknowledged webhook path). Then the sidecar drains
-    // and gives back the claims it never used.
+    // Each platform's pod, one replica in turn, has its containers
+    // restarted one after the other with SIGTERM, as a rolling update of
+    // each does it, and each must stop cleanly within its grace period.
+    // The sidecar first: it drains its calls through its adapter and gives
+    // back the claims it never used. Then the adapter, which finishes the
+    // calls in flight and hands its waiting webhook events to its sidecar
+    // as it goes; webhooks reaching it while it is down go to the other
+    // replica, and its sidecar's calls meanwhile are retried. (The other
+    // orders lose: an adapter without its sidecar keeps webhook events in
+    // memory, which its stop drops; a sidecar whose adapter is gone spends
+    // its grace period retrying and is killed holding its claims. Both are
+    // the next issue's.)
     for (n, platform) in Platform::ALL.into_iter().enumerate() {
         let index = n % 2;
-        let pod = [
-            replica(&topology::adapter(platform), index),
-            replica(&topology::sidecar(platform), index),
-        ];
-        for process in &pod {
-            t.get().stop_service(process).await.unwrap();
+        let adapter = replica(&topology::adapter(platform), index);
+        for process in [replica(&topology::sidecar(platform), index), adapter.clone()] {
+            if process == adapter {
+                // What reached the adapter while its sidecar was away is
+                // taken by the sidecar back, before the adapter stops.
+                events_taken(&t, &adapter).await;
+            }
+            let stopped = t.get().stop_service(&process).await.unwrap();
+            assert!(stopped.is_clean(), "{process}: {stopped}");
+            stream.more(8).await;
+            t.get().start_service(&process).await.unwrap();
         }
-        stream.more(15).await;
-        for process in &pod {
-            t.get().start_service(process).await.unwrap();
-        }
-        stream.more(5).await;
+        stream.more(4).await;
     }
 
     let sent = t.check_stream(stream).await;
     report_short_of_read(&mut t.client().await, &sent).await;
     assert!(t.get().take_deaths().is_empty(), "no process may die on its own");
     t.stop().await;
+}
+
+/// Waits until `adapter`'s sidecar takes its events and none waits, from
+/// the adapter's own gauges.
+async fn events_taken(t: &TestTopology, adapter: &str) {
+    chat4all_adapter::install_crypto_provider();
+    let metrics = t
+        .topology
+        .as_ref()
+        .unwrap()
+        .listen_addr(adapter, "metrics")
+        .unwrap();
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let text = reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let gauge = |name: &str| {
+            text.lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        let subscribed = gauge("chat4all_adapter_event_subscribers") == Some(1.0);
+        let waiting = gauge("chat4all_adapter_event_queue_depth").unwrap_or(0.0);
+        if subscribed && waiting == 0.0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{adapter}: subscribed {subscribed}, {waiting} events waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Both replicas of `group` are members, each with partitions of its own.

@@ -121,6 +121,9 @@ impl EventQueue {
             waiting = self.len(),
             "event subscriber connected"
         );
+        // Whether a sidecar takes the events: while none does, they wait
+        // here, and this adapter's stop would drop them.
+        metrics::gauge!("chat4all_adapter_event_subscribers", "platform" => self.platform).set(1.0);
         loop {
             let permit = tokio::select! {
                 () = token.cancelled() => break,
@@ -141,6 +144,7 @@ impl EventQueue {
             permit.send(Ok(event));
             self.record_depth();
         }
+        metrics::gauge!("chat4all_adapter_event_subscribers", "platform" => self.platform).set(0.0);
         tracing::info!(
             platform = self.platform,
             waiting = self.len(),
