@@ -370,7 +370,11 @@ async fn topology(config: TopologyConfig) -> anyhow::Result<()> {
             }
         }
     }
-    println!("stopping every service, then the broker…");
+    if topology.cassandra_contact_point().is_some() {
+        println!("stopping every service, then the broker and Cassandra…");
+    } else {
+        println!("stopping every service, then the broker…");
+    }
     topology.stop().await
 }
 
