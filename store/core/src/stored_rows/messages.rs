@@ -1,25 +1,13 @@
-//! What every backend stores, as plain column values, and the one mapping
-//! between those and the messages, history entries and channels the API
-//! shows.
-//!
-//! Reading is two steps in every backend: its driver copies a row into one
-//! of the `*Columns` structs here (strings and i64 micros, as SQLite and CQL
-//! both hold them), then the conversions here parse them into domain types.
-//! The second step is pure and shared, so what counts as corrupt is the
-//! same whichever backend read the row, and is unit-tested without a
-//! database. Statuses and outcomes are stored by name, not number, so an
-//! operator with `sqlite3` or `cqlsh` reads them as they are.
+//! The `messages` table: a row, the message it holds, and the delivery
+//! state a transition reads and writes.
 
-use chat4all_domain::json_struct::{struct_from_json, struct_to_json};
 use chat4all_domain::{
     ConversationId, Decision, DeliveryStatus, MessageId, Platform, Recipient, Timeline, Timestamp, decide,
 };
 use chat4all_proto::v1 as pb;
 
-use crate::backend_rules::{ACCEPTING_HOP, CHANNEL_ID_FIELD, INBOUND_HOP, history_detail};
-use crate::{
-    NewInbound, NewMessage, PutOutcome, StatusChange, StoreError, TransitionOutcome, TransitionResult,
-};
+use super::{status_from_name, truncated};
+use crate::{NewMessage, PutOutcome, StatusChange, StoreError, TransitionOutcome, TransitionResult};
 
 /// A `messages` row, column for column, as every backend reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -247,210 +235,9 @@ impl DeliveryState {
     }
 }
 
-/// A `status_history` row, column for column.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryColumns {
-    pub status: String,
-    pub at: i64,
-    pub hop: String,
-    pub outcome: String,
-    pub detail: String,
-    pub recorded_at: i64,
-}
-
-impl TryFrom<HistoryColumns> for pb::StatusHistoryEntry {
-    type Error = StoreError;
-
-    fn try_from(row: HistoryColumns) -> Result<Self, StoreError> {
-        let status = status_from_name(&row.status).ok_or_else(|| {
-            StoreError::Corrupt(format!("history: bad status {:?}", truncated(&row.status)))
-        })?;
-        let outcome = TransitionOutcome::from_name(&row.outcome).ok_or_else(|| {
-            StoreError::Corrupt(format!("history: bad outcome {:?}", truncated(&row.outcome)))
-        })?;
-        Ok(pb::StatusHistoryEntry {
-            status: status.to_proto().into(),
-            at: Some(Timestamp::from_micros(row.at).into()),
-            hop: row.hop,
-            outcome: outcome.to_proto().into(),
-            detail: row.detail,
-            recorded_at: Some(Timestamp::from_micros(row.recorded_at).into()),
-        })
-    }
-}
-
-/// A history entry about to be written; the backend times it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryEntry<'a> {
-    pub status: DeliveryStatus,
-    pub at: Timestamp,
-    pub hop: &'a str,
-    pub outcome: TransitionOutcome,
-    pub detail: String,
-}
-
-impl<'a> HistoryEntry<'a> {
-    /// The first entry of a message `put_message` stores.
-    pub fn accepted(created_at: Timestamp) -> Self {
-        Self {
-            status: DeliveryStatus::Accepted,
-            at: created_at,
-            hop: ACCEPTING_HOP,
-            outcome: TransitionOutcome::Applied,
-            detail: String::new(),
-        }
-    }
-
-    /// The one entry of an inbound message.
-    pub fn inbound(inbound: &NewInbound) -> Self {
-        Self {
-            status: DeliveryStatus::Delivered,
-            at: inbound.at,
-            hop: INBOUND_HOP,
-            outcome: TransitionOutcome::Applied,
-            detail: history_detail(None, Some(&inbound.external_message_id)),
-        }
-    }
-
-    /// What `change` became, recorded whatever the decision, at the time the
-    /// hop reported (not the clamped one).
-    pub fn of_change(change: &'a StatusChange, outcome: TransitionOutcome) -> Self {
-        Self {
-            status: change.status,
-            at: change.at,
-            hop: &change.hop,
-            outcome,
-            detail: history_detail(change.failure.as_ref(), change.platform_id()),
-        }
-    }
-
-    pub fn to_proto(&self, recorded_at: Timestamp) -> pb::StatusHistoryEntry {
-        pb::StatusHistoryEntry {
-            status: self.status.to_proto().into(),
-            at: Some(self.at.into()),
-            hop: self.hop.to_owned(),
-            outcome: self.outcome.to_proto().into(),
-            detail: self.detail.clone(),
-            recorded_at: Some(recorded_at.into()),
-        }
-    }
-}
-
-pub fn status_from_name(name: &str) -> Option<DeliveryStatus> {
-    DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == name)
-}
-
-/// A `channels` row, column for column.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChannelColumns {
-    pub id: String,
-    pub vendor_name: String,
-    pub vendor_channel_id: String,
-    pub name: String,
-    pub context: String,
-    /// The channel's `type`.
-    pub kind: String,
-    /// A JSON object, the API's `Struct`; absent is empty.
-    pub metadata: String,
-    pub created_at: i64,
-}
-
-impl ChannelColumns {
-    /// The row `channel` is stored as under `vendor`. Its id is kept if
-    /// given (a migrated channel keeps its legacy id), else a new one.
-    pub fn create(channel: &pb::Channel, vendor: (&str, &str), now: Timestamp) -> Self {
-        let id = if channel.id.is_empty() {
-            uuid::Uuid::now_v7().to_string()
-        } else {
-            channel.id.clone()
-        };
-        Self::new(
-            id,
-            vendor,
-            channel,
-            channel.created_at.map_or(now, Timestamp::from),
-        )
-    }
-
-    pub fn new(id: String, vendor: (&str, &str), channel: &pb::Channel, created_at: Timestamp) -> Self {
-        Self {
-            id,
-            vendor_name: vendor.0.to_owned(),
-            vendor_channel_id: vendor.1.to_owned(),
-            name: channel.name.clone(),
-            context: channel.context.clone(),
-            kind: channel.r#type.clone(),
-            metadata: metadata_to_json(channel.metadata.as_ref()),
-            created_at: created_at.as_micros(),
-        }
-    }
-
-    /// Whether `channel` would change nothing. Metadata is compared as JSON
-    /// values, and the stored side goes through a `Struct` first, so key
-    /// order or an integer in the column cannot make an identical put look
-    /// like an update.
-    pub fn same_fields(&self, channel: &pb::Channel) -> Result<bool, StoreError> {
-        if self.name != channel.name || self.context != channel.context || self.kind != channel.r#type {
-            return Ok(false);
-        }
-        let stored = self.metadata_object()?;
-        let given = channel.metadata.as_ref().map(struct_to_json).unwrap_or_default();
-        Ok(struct_to_json(&struct_from_json(stored)) == given)
-    }
-
-    /// Why a new vendor key may not take `id`, which this channel holds:
-    /// taking it over would merge two conversations.
-    pub fn id_taken(&self, id: &str) -> StoreError {
-        StoreError::Invalid {
-            field: CHANNEL_ID_FIELD,
-            reason: format!(
-                "{id:?} is already the id of the {} channel {:?}",
-                self.vendor_name, self.vendor_channel_id
-            ),
-        }
-    }
-
-    fn metadata_object(&self) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
-        serde_json::from_str(&self.metadata)
-            .map_err(|e| StoreError::Corrupt(format!("channel {}: bad metadata: {e}", truncated(&self.id))))
-    }
-}
-
-impl TryFrom<ChannelColumns> for pb::Channel {
-    type Error = StoreError;
-
-    fn try_from(row: ChannelColumns) -> Result<Self, StoreError> {
-        let metadata = row.metadata_object()?;
-        Ok(pb::Channel {
-            id: row.id,
-            vendor: Some(pb::ChannelVendor {
-                channel_id: row.vendor_channel_id,
-                name: row.vendor_name,
-            }),
-            name: row.name,
-            context: row.context,
-            r#type: row.kind,
-            metadata: Some(struct_from_json(metadata)),
-            created_at: Some(Timestamp::from_micros(row.created_at).into()),
-        })
-    }
-}
-
-/// Metadata as the column holds it.
-pub fn metadata_to_json(metadata: Option<&prost_types::Struct>) -> String {
-    serde_json::Value::Object(metadata.map(struct_to_json).unwrap_or_default()).to_string()
-}
-
-/// Enough of a bad value to recognise it in a log, not a whole text.
-fn truncated(value: &str) -> String {
-    value.chars().take(64).collect()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
     use crate::MessageRef;
 
@@ -549,31 +336,6 @@ mod tests {
             break_it(&mut c);
             assert!(matches!(c.parse(None), Err(StoreError::Corrupt(_))));
         }
-        let history = HistoryColumns {
-            status: "SENT".into(),
-            at: 1,
-            hop: "sidecar".into(),
-            outcome: "MAYBE".into(),
-            detail: String::new(),
-            recorded_at: 2,
-        };
-        assert!(matches!(
-            pb::StatusHistoryEntry::try_from(history),
-            Err(StoreError::Corrupt(_))
-        ));
-        let channel = ChannelColumns {
-            metadata: "[1]".into(),
-            ..ChannelColumns::new(
-                "c".into(),
-                ("chotot", "1"),
-                &pb::Channel::default(),
-                Timestamp::from_micros(0),
-            )
-        };
-        assert!(matches!(
-            pb::Channel::try_from(channel),
-            Err(StoreError::Corrupt(_))
-        ));
     }
 
     #[test]
@@ -591,33 +353,6 @@ mod tests {
             named(None),
             r#"message 0190b3c4-1a2b-7c3d-8e4f-0123456789ab: bad status "LOST""#
         );
-    }
-
-    #[test]
-    fn history_entries_map_with_their_times() {
-        let entry = pb::StatusHistoryEntry::try_from(HistoryColumns {
-            recorded_at: 9,
-            status: "DELIVERED".into(),
-            at: 7,
-            hop: "webhook".into(),
-            outcome: "BACKFILLED".into(),
-            detail: "d".into(),
-        })
-        .unwrap();
-        assert_eq!(entry.status, i32::from(pb::DeliveryStatus::Delivered));
-        assert_eq!(entry.outcome, i32::from(pb::TransitionOutcome::Backfilled));
-        assert_eq!(entry.at, Some(Timestamp::from_micros(7).into()));
-        assert_eq!(entry.recorded_at, Some(Timestamp::from_micros(9).into()));
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for s in DeliveryStatus::ALL {
-            assert_eq!(status_from_name(s.as_str()), Some(s));
-        }
-        for o in TransitionOutcome::ALL {
-            assert_eq!(TransitionOutcome::from_name(o.as_str()), Some(o));
-        }
     }
 
     #[test]
@@ -705,75 +440,5 @@ mod tests {
             ..again
         };
         assert_eq!(first.repeat_outcome(&other), PutOutcome::KeyConflict);
-    }
-
-    #[test]
-    fn channels_round_trip_and_compare_metadata_by_value() {
-        let metadata = |v: serde_json::Value| match v {
-            serde_json::Value::Object(o) => struct_from_json(o),
-            _ => unreachable!(),
-        };
-        let channel = pb::Channel {
-            name: "Nguyễn".into(),
-            context: "item:1".into(),
-            r#type: "buyer".into(),
-            metadata: Some(metadata(json!({"price": 12_500_000.0, "tags": ["a", null]}))),
-            ..Default::default()
-        };
-        let row = ChannelColumns::new(
-            "id-1".into(),
-            ("chotot", "42"),
-            &channel,
-            Timestamp::from_micros(5),
-        );
-        assert!(row.same_fields(&channel).unwrap());
-        let reordered = ChannelColumns {
-            metadata: r#"{"tags":["a",null],"price":12500000}"#.into(),
-            ..row.clone()
-        };
-        assert!(reordered.same_fields(&channel).unwrap());
-        let renamed = pb::Channel {
-            name: "other".into(),
-            ..channel.clone()
-        };
-        assert!(!row.same_fields(&renamed).unwrap());
-
-        let back = pb::Channel::try_from(row).unwrap();
-        assert_eq!(back.id, "id-1");
-        assert_eq!(
-            back.vendor,
-            Some(pb::ChannelVendor {
-                channel_id: "42".into(),
-                name: "chotot".into()
-            })
-        );
-        assert_eq!(back.metadata, channel.metadata);
-        assert_eq!(back.r#type, "buyer");
-        assert_eq!(back.created_at, Some(Timestamp::from_micros(5).into()));
-        let empty = ChannelColumns::new(
-            "e".into(),
-            ("x", "y"),
-            &pb::Channel::default(),
-            Timestamp::from_micros(0),
-        );
-        assert_eq!(empty.metadata, "{}");
-    }
-
-    #[test]
-    fn a_new_channel_keeps_a_given_id_and_time() {
-        let given = pb::Channel {
-            id: "legacy:42".into(),
-            created_at: Some(Timestamp::from_micros(3).into()),
-            ..Default::default()
-        };
-        let row = ChannelColumns::create(&given, ("chotot", "42"), Timestamp::from_micros(9));
-        assert_eq!((row.id.as_str(), row.created_at), ("legacy:42", 3));
-        let fresh = ChannelColumns::create(
-            &pb::Channel::default(),
-            ("chotot", "42"),
-            Timestamp::from_micros(9),
-        );
-        assert!(fresh.id.parse::<uuid::Uuid>().is_ok(), "{}", fresh.id);
-        assert_eq!(fresh.created_at, 9);
     }
 }
