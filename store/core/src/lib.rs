@@ -5,8 +5,10 @@
 //!
 //! `store/` is a folder of crates, one job each:
 //! - here (`store/core`): [`MessageStore`], what the services need from
-//!   storage and no more; the values that cross it; and the contract every
-//!   backend honours (`contract`, behind the `test-util` feature);
+//!   storage and no more; the values that cross it; the one conversion
+//!   between a `StatusUpdate` and a [`StatusChange`], which the
+//!   status-consumer and the gRPC client and server share; and the contract
+//!   every backend honours (`contract`, behind the `test-util` feature);
 //! - `chat4all-store-embedded`: the on-disk backend of the one-machine mode
 //!   (SQLite);
 //! - `chat4all-store-scylla`: the backend of a scaled-out deployment
@@ -29,6 +31,7 @@ mod error;
 mod message_cursor;
 mod model;
 pub mod paging;
+mod status_update;
 pub mod stored_rows;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -46,6 +49,7 @@ pub use model::{
     ChannelPage, ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, Page,
     PutChannelOutcome, PutOutcome, PutResult, StatusChange, TransitionOutcome, TransitionResult,
 };
+pub use status_update::{BadStatusUpdate, UNKNOWN_HOP};
 
 /// A shared handle on whichever backend is configured.
 pub type SharedStore = Arc<dyn MessageStore>;

@@ -132,7 +132,7 @@ impl MessageStore for StoreClient {
         }
         let asked = changes.len();
         let request = pb::ApplyTransitionsRequest {
-            updates: changes.into_iter().map(convert::status_change_to_proto).collect(),
+            updates: changes.into_iter().map(pb::StatusUpdate::from).collect(),
         };
         let response = self
             .rpc()

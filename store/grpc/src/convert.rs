@@ -10,7 +10,7 @@ use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Recip
 use chat4all_proto::v1 as pb;
 
 use chat4all_store::{
-    ChannelPage, ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, Page,
+    BadStatusUpdate, ChannelPage, ClaimOutcome, InboundOutcome, InboundResult, NewInbound, NewMessage, Page,
     PutChannelOutcome, PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome, TransitionResult,
 };
 
@@ -86,30 +86,6 @@ pub(super) fn new_message_to_proto(m: NewMessage) -> pb::NewMessage {
         trace_id: m.trace_id,
         created_at: Some(m.created_at.into()),
         idempotency_key: m.idempotency_key.unwrap_or_default(),
-    }
-}
-
-pub(super) fn status_change_to_proto(c: StatusChange) -> pb::StatusUpdate {
-    let (message_id, platform, platform_message_id) = match c.message {
-        MessageRef::Id(id) => (
-            id.to_string(),
-            String::new(),
-            c.platform_message_id.unwrap_or_default(),
-        ),
-        MessageRef::External {
-            platform,
-            external_id,
-        } => (String::new(), platform.as_str().to_owned(), external_id),
-    };
-    pb::StatusUpdate {
-        message_id,
-        conversation_id: String::new(),
-        status: c.status.to_proto().into(),
-        at: Some(c.at.into()),
-        hop: c.hop,
-        platform,
-        platform_message_id,
-        failure: c.failure,
     }
 }
 
@@ -239,46 +215,17 @@ pub(super) fn status_changes_from_proto(
         .collect()
 }
 
+/// One conversion for every way an update reaches the store
+/// ([`StatusChange`]'s `TryFrom`); here only the field is named as this
+/// request nests it, and the update by its place in the batch.
 fn status_change_from_proto(i: usize, u: pb::StatusUpdate) -> Result<StatusChange, StoreError> {
-    let bad = |field, reason: String| invalid(field, format!("update {i}: {reason}"));
-    let (message, platform_message_id) = if !u.message_id.is_empty() {
-        let id = u
-            .message_id
-            .parse()
-            .map_err(|e: chat4all_domain::IdError| bad(field::UPDATE_MESSAGE_ID, e.to_string()))?;
-        (MessageRef::Id(id), non_empty(u.platform_message_id))
-    } else if !u.platform.is_empty() && !u.platform_message_id.is_empty() {
-        let platform = u
-            .platform
-            .parse()
-            .map_err(|e: chat4all_domain::UnknownPlatform| bad(field::UPDATE_PLATFORM, e.to_string()))?;
-        // The platform's id is how the message is found, not news about it.
-        (
-            MessageRef::External {
-                platform,
-                external_id: u.platform_message_id,
-            },
-            None,
-        )
-    } else {
-        return Err(bad(
-            field::UPDATE_MESSAGE_ID,
-            "names no message: give message_id, or platform and platform_message_id".to_owned(),
-        ));
-    };
-    let status = DeliveryStatus::from_proto(u.status).ok_or_else(|| {
-        bad(
-            field::UPDATE_STATUS,
-            format!("{} is not a delivery status", u.status),
-        )
-    })?;
-    Ok(StatusChange {
-        message,
-        status,
-        at: timestamp_or_now(u.at),
-        hop: u.hop,
-        platform_message_id,
-        failure: u.failure,
+    StatusChange::try_from(u).map_err(|e| {
+        let field = match e {
+            BadStatusUpdate::NoMessage | BadStatusUpdate::MessageId(_) => field::UPDATE_MESSAGE_ID,
+            BadStatusUpdate::Platform(_) => field::UPDATE_PLATFORM,
+            BadStatusUpdate::Status(_) => field::UPDATE_STATUS,
+        };
+        invalid(field, format!("update {i}: {e}"))
     })
 }
 
@@ -507,6 +454,7 @@ fn unexpected(what: String) -> StoreError {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chat4all_domain::Timestamp;
+    use chat4all_store::MessageRef;
 
     use super::*;
 
@@ -565,8 +513,8 @@ mod tests {
             external_id: "wamid.2".into(),
         });
         let wire = vec![
-            status_change_to_proto(by_id.clone()),
-            status_change_to_proto(by_platform.clone()),
+            pb::StatusUpdate::from(by_id.clone()),
+            pb::StatusUpdate::from(by_platform.clone()),
         ];
         assert_eq!(status_changes_from_proto(wire).unwrap(), [by_id, by_platform]);
     }
@@ -612,6 +560,16 @@ mod tests {
         let err = status_changes_from_proto(vec![no_status]).unwrap_err();
         assert!(err.to_string().contains("update 0"), "{err}");
         assert_eq!(field_of(err), field::UPDATE_STATUS);
+        let unknown_platform = pb::StatusUpdate {
+            status: pb::DeliveryStatus::Read.into(),
+            platform: "fax".into(),
+            platform_message_id: "f.1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            field_of(status_changes_from_proto(vec![unknown_platform]).unwrap_err()),
+            field::UPDATE_PLATFORM
+        );
         assert_eq!(
             field_of(claim_ids_from_proto(&["x".into()]).unwrap_err()),
             field::CLAIM_MESSAGE_IDS
