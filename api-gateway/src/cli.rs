@@ -15,7 +15,7 @@ pub struct Cli {
     #[command(flatten)]
     pub kafka: chat4all_kafka::KafkaArgs,
     #[command(flatten)]
-    pub store: chat4all_store::grpc::StoreArgs,
+    pub store: chat4all_store_grpc::StoreArgs,
     #[command(flatten)]
     pub telemetry: chat4all_telemetry::TelemetryArgs,
 }

@@ -136,13 +136,13 @@ enum Migration {
         #[arg(long, conflicts_with = "addr")]
         data_dir: Option<PathBuf>,
         #[command(flatten)]
-        store: chat4all_store::grpc::StoreArgs,
+        store: chat4all_store_grpc::StoreArgs,
     },
     /// The store's keyspace on ScyllaDB/Cassandra: created if absent, then
     /// brought to this version's schema. Running it again changes nothing.
     Schema {
         #[command(flatten)]
-        scylla: chat4all_store::scylla::ScyllaConfig,
+        scylla: chat4all_store_scylla::ScyllaConfig,
     },
 }
 
@@ -296,7 +296,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let store: chat4all_store::SharedStore = match data_dir {
                 Some(dir) => std::sync::Arc::new(
-                    chat4all_store::embedded::EmbeddedStore::open(
+                    chat4all_store_embedded::EmbeddedStore::open(
                         &dir.join("store.sqlite3"),
                         Default::default(),
                     )

@@ -64,9 +64,9 @@ impl fmt::Display for Report {
 /// applies the schema versions it lacks, as a store does at start-up; for a
 /// deployment that migrates once before its stores start.
 pub async fn schema(
-    config: &chat4all_store::scylla::ScyllaConfig,
-) -> anyhow::Result<chat4all_store::scylla::MigrationReport> {
-    chat4all_store::scylla::migrate_schema(config)
+    config: &chat4all_store_scylla::ScyllaConfig,
+) -> anyhow::Result<chat4all_store_scylla::MigrationReport> {
+    chat4all_store_scylla::migrate_schema(config)
         .await
         .with_context(|| {
             format!(

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Subcommand)]
 pub enum Service {
     /// The MessageStore gRPC service over the embedded backend.
-    Store(chat4all_store::cli::Cli),
+    Store(chat4all_store_server::cli::Cli),
     /// The public gRPC API.
     ApiGateway(chat4all_api_gateway::cli::Cli),
     /// Routes accepted messages to their platform's topic.
@@ -38,7 +38,7 @@ pub enum Service {
 pub async fn run(service: Service) -> anyhow::Result<ExitCode> {
     let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match service {
-        Service::Store(cli) => done(chat4all_store::cli::run(cli).await),
+        Service::Store(cli) => done(chat4all_store_server::cli::run(cli).await),
         Service::ApiGateway(cli) => done(chat4all_api_gateway::cli::run(cli).await),
         Service::Router(cli) => done(chat4all_router::cli::run(cli).await),
         Service::StatusConsumer(cli) => done(chat4all_status_consumer::cli::run(cli).await),

@@ -22,7 +22,7 @@ use chat4all_kafka::mock::MockKafka;
 use chat4all_kafka::{KafkaArgs, Readiness, topics};
 use chat4all_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use chat4all_store::SharedStore;
-use chat4all_store::embedded::EmbeddedStore;
+use chat4all_store_embedded::EmbeddedStore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -269,7 +269,7 @@ impl System {
         let store_addr = store_listener.local_addr()?;
         tasks.push((
             "store",
-            tokio::spawn(chat4all_store::grpc::serve(
+            tokio::spawn(chat4all_store_grpc::serve(
                 store.clone(),
                 store_listener,
                 shutdown.clone(),

@@ -8,7 +8,7 @@ use chat4all_proto::v1::{
     self as pb, CreateChannelRequest, GetChannelRequest, ListChannelsRequest, get_channel_request,
 };
 use chat4all_store::SharedStore;
-use chat4all_store::grpc::StoreClient;
+use chat4all_store_grpc::StoreClient;
 use chat4all_tests::TestSystem;
 use tonic::Code;
 

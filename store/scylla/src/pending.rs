@@ -1,0 +1,140 @@
+//! Messages waiting in ACCEPTED or ROUTED (`pending_messages`): kept as
+//! messages move, read by the reconciler's look-up.
+//!
+//! A row is written with the status a message enters and deleted when it
+//! leaves; a crash (or two transitions crossing) may leave a row behind,
+//! which the look-up checks against the message and clears.
+
+use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
+use chat4all_proto::v1 as pb;
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::Db;
+use super::buckets::{pending_bucket, pending_buckets};
+use super::errors::rows;
+use super::messages::READ_CONCURRENCY;
+use super::rows::MessageRow;
+use chat4all_store::StoreError;
+use chat4all_store::paging::page_size;
+
+/// A position in a bucket, as `pending_messages` keys it.
+type Position = (i64, String);
+
+/// The statuses the reconciler may ask about: our pipeline still owes
+/// those messages a step (routing, sending). Later statuses wait on a
+/// platform, and keeping them would make the table grow with every message
+/// never read.
+pub(super) fn is_tracked(status: DeliveryStatus) -> bool {
+    matches!(status, DeliveryStatus::Accepted | DeliveryStatus::Routed)
+}
+
+impl Db {
+    pub(super) async fn set_pending(
+        &self,
+        status: DeliveryStatus,
+        row: &MessageRow,
+        pending: bool,
+    ) -> Result<(), StoreError> {
+        let message = &row.message;
+        let key = (
+            status.as_str(),
+            pending_bucket(message.created_at),
+            message.created_at.as_micros(),
+            message.id.to_string(),
+        );
+        if pending {
+            self.execute(&self.statements.insert_pending, key, "marking a message pending")
+                .await?;
+        } else {
+            self.execute(&self.statements.delete_pending, key, "clearing a pending message")
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) async fn stuck(
+    db: &Db,
+    status: DeliveryStatus,
+    created_before: Timestamp,
+    limit: u32,
+) -> Result<Vec<pb::Message>, StoreError> {
+    if !is_tracked(status) {
+        return Err(StoreError::Invalid {
+            field: "status",
+            reason: format!("{status} is not tracked for reconciliation (ACCEPTED and ROUTED are)"),
+        });
+    }
+    let limit = page_size(limit) as usize;
+    let fetch = i32::try_from(limit).unwrap_or(i32::MAX);
+    let mut buckets = stream::iter(pending_buckets(created_before, db.options.stuck_lookback))
+        .map(|bucket| async move {
+            let result = db
+                .execute(
+                    &db.statements.pending,
+                    (status.as_str(), bucket, created_before.as_micros(), fetch),
+                    "reading pending messages",
+                )
+                .await?;
+            rows::<Position>(result, "pending_messages")
+        })
+        // Most buckets are empty: look at a few at once, still in order.
+        .buffered(8);
+    let mut stuck = Vec::new();
+    while stuck.len() < limit {
+        let Some(positions) = buckets.try_next().await? else {
+            break;
+        };
+        let found: Vec<(Position, Option<MessageRow>, bool)> = stream::iter(positions)
+            .map(|position| async move {
+                let id: MessageId = position
+                    .1
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("pending row names {:?}", position.1)))?;
+                let message = db.message(id, false).await?;
+                // A claimed ROUTED message is past routing (see the trait).
+                let claimed = status == DeliveryStatus::Routed
+                    && message
+                        .as_ref()
+                        .is_some_and(|m| m.message.delivery.status == status)
+                    && super::claims::is_claimed(db, id).await?;
+                Ok::<_, StoreError>((position, message, claimed))
+            })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for ((created_at, id), message, claimed) in found {
+            match message {
+                Some(_) if claimed => {}
+                Some(m) if m.message.delivery.status == status => {
+                    if stuck.len() < limit {
+                        stuck.push(m.message.into_proto(Vec::new()));
+                    }
+                }
+                // Moved on, and the write that clears the row did not
+                // happen (a crash, or a race with the one that set it):
+                // cleared here. A missing message may still be being put.
+                Some(m) => {
+                    tracing::debug!(%id, status = %m.message.delivery.status, "clearing a stale pending row");
+                    db.set_pending(status, &m, false).await?;
+                }
+                None => tracing::debug!(%id, created_at, "pending row of a message not (yet) stored"),
+            }
+        }
+    }
+    Ok(stuck)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_statuses_our_pipeline_owes_a_step_are_tracked() {
+        let tracked: Vec<_> = DeliveryStatus::ALL
+            .into_iter()
+            .filter(|s| is_tracked(*s))
+            .collect();
+        assert_eq!(tracked, [DeliveryStatus::Accepted, DeliveryStatus::Routed]);
+    }
+}
