@@ -269,6 +269,10 @@ pub const FAMILIES: &[Family] = &[
         "chat4all_adapter_event_queue_depth",
         "Webhook events waiting for the sidecar's StreamEvents, by platform.",
     ),
+    gauge(
+        "chat4all_adapter_event_subscribers",
+        "1 while the pod's sidecar takes the adapter's webhook events, by platform; at 0 they wait in memory.",
+    ),
     counter(
         "chat4all_adapter_webhooks_total",
         "Webhook requests, by platform and outcome (accepted, unsigned, bad_signature, malformed, \
