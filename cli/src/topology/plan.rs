@@ -353,3 +353,119 @@ fn store_backend_flags(
 fn os_args<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Vec<OsString> {
     args.into_iter().map(|a| OsString::from(a.as_ref())).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn plan(replicas: u16, cassandra: Option<SocketAddr>) -> (tempfile::TempDir, Plan) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TopologyConfig {
+            replicas,
+            ..TopologyConfig::ephemeral(dir.path(), "/bin/chat4all")
+        };
+        let plan = Plan::new(
+            &config,
+            "/bin/chat4all".into(),
+            dir.path().join("libs"),
+            &dir.path().join("logs"),
+            cassandra,
+        )
+        .unwrap();
+        (dir, plan)
+    }
+
+    fn args(plan: &Plan, name: &str) -> Vec<String> {
+        let service = plan.services.iter().find(|s| s.name == name).unwrap();
+        service
+            .launch
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
+        let at = args
+            .iter()
+            .position(|a| a == name)
+            .unwrap_or_else(|| panic!("no {name} in {args:?}"));
+        &args[at + 1]
+    }
+
+    fn listens(plan: &Plan, name: &str, what: &str) -> SocketAddr {
+        let service = plan.services.iter().find(|s| s.name == name).unwrap();
+        service.listens.iter().find(|(w, _)| *w == what).unwrap().1
+    }
+
+    #[test]
+    fn one_replica_keeps_the_names_it_always_had() {
+        let (_dir, plan) = plan(1, None);
+        let names: Vec<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"router") && names.contains(&"whatsapp-sidecar"));
+        assert!(!names.iter().any(|n| n.ends_with("-1")), "{names:?}");
+        assert_eq!(plan.gateways.len(), 1);
+    }
+
+    #[test]
+    fn two_replicas_each_with_its_own_ports_instance_and_adapter() {
+        let (_dir, plan) = plan(2, None);
+        for name in [
+            "api-gateway-1",
+            "router-1",
+            "status-consumer-1",
+            "chotot-1",
+            "chotot-sidecar-1",
+        ] {
+            assert!(plan.services.iter().any(|s| s.name == name), "no {name}");
+        }
+        assert_eq!(
+            plan.services
+                .iter()
+                .filter(|s| s.name.starts_with("store"))
+                .count(),
+            1
+        );
+        assert_eq!(plan.gateways.len(), 2);
+
+        let mut seen = HashSet::new();
+        for (what, addr) in plan.services.iter().flat_map(|s| s.listens.iter()) {
+            assert!(seen.insert(*addr), "{what} {addr} handed out twice");
+        }
+
+        let sidecar = args(&plan, "whatsapp-sidecar-1");
+        assert_eq!(flag(&sidecar, "--instance"), "whatsapp-sidecar-1");
+        assert_eq!(
+            flag(&sidecar, "--connector-addr"),
+            format!("http://{}", listens(&plan, "whatsapp-1", "grpc"))
+        );
+        assert_eq!(
+            flag(&args(&plan, "whatsapp-sidecar"), "--instance"),
+            "whatsapp-sidecar"
+        );
+
+        let webhooks: Vec<String> = ["whatsapp", "whatsapp-1"]
+            .iter()
+            .map(|a| format!("http://{}/webhook", listens(&plan, a, "webhook")))
+            .collect();
+        assert_eq!(
+            flag(&args(&plan, "simulator"), "--whatsapp-webhook-url"),
+            webhooks.join(",")
+        );
+    }
+
+    #[test]
+    fn the_store_runs_on_cassandra_when_there_is_one() {
+        let node = SocketAddr::from(([127, 0, 0, 1], 9042));
+        let (_dir, plan) = plan(1, Some(node));
+        let store = args(&plan, "store");
+        assert_eq!(flag(&store, "--store"), "scylla");
+        assert_eq!(flag(&store, "--scylla-nodes"), "127.0.0.1:9042");
+        assert!(!store.contains(&"--data-dir".to_owned()));
+
+        let (_dir, plan) = self::plan(1, None);
+        assert!(args(&plan, "store").contains(&"--data-dir".to_owned()));
+    }
+}
