@@ -13,15 +13,26 @@ use prost::Message as _;
 
 const HOP: &str = "api-gateway";
 
+/// How a message is queued.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Queue {
+    /// Its CREATED event goes out too.
+    pub(crate) announce: bool,
+    /// The caller's SendMessageRequest.at_least_once. It travels on the
+    /// record only: a message the reconciler re-publishes falls back to
+    /// the default, never sending again after an ambiguous call.
+    pub(crate) at_least_once: bool,
+}
+
 /// Enqueues the message for the router, and its CREATED event when
-/// `announce`, each a hop under `parent`; returns the router record's
+/// `queue.announce`, each a hop under `parent`; returns the router record's
 /// delivery.
 pub(crate) async fn enqueue(
     producer: &Producer,
     tracer: &HopTracer,
     message: &pb::Message,
     parent: &TraceContext,
-    announce: bool,
+    queue: Queue,
 ) -> Result<Delivery, KafkaError> {
     let outbound = pb::OutboundMessage {
         message_id: message.id.clone(),
@@ -29,6 +40,7 @@ pub(crate) async fn enqueue(
         recipient: message.recipient.clone(),
         text: message.text.clone(),
         accepted_at: message.created_at,
+        at_least_once: queue.at_least_once,
     };
     let key = message.conversation_id.as_str();
     let hop = hops::send(tracer, topics::MESSAGES, Some(parent), &message.id);
@@ -41,7 +53,7 @@ pub(crate) async fn enqueue(
         )
         .await?;
     drop(hop);
-    if announce {
+    if queue.announce {
         let event = MessageEvent {
             kind: pb::MessageEventKind::Created.into(),
             message_id: message.id.clone(),

@@ -69,7 +69,8 @@ pub(crate) async fn once(
         let mut deliveries = Vec::with_capacity(stuck.len());
         for message in &stuck {
             let trace = TraceContext::in_trace(&message.trace_id).unwrap_or_else(TraceContext::new_root);
-            deliveries.push(publish::enqueue(producer, tracer, message, &trace, false).await?);
+            deliveries
+                .push(publish::enqueue(producer, tracer, message, &trace, publish::Queue::default()).await?);
         }
         for delivery in deliveries {
             delivery.acked().await?;

@@ -96,6 +96,7 @@ impl MessagingService for Messaging {
         let req = channels::resolve_recipient(&self.store, request.into_inner())
             .await
             .inspect_err(|s| hop.fail(s.message().to_owned()))?;
+        let req_at_least_once = req.at_least_once;
         let valid = validate_send(&req, &self.config.enabled_platforms, self.config.max_text_chars).map_err(
             |violations| {
                 metrics::counter!("chat4all_messages_rejected_total", "reason" => "invalid_argument")
@@ -158,12 +159,21 @@ impl MessagingService for Messaging {
                 trace
             };
             let queued_at = Instant::now();
-            let delivery = publish::enqueue(&self.producer, &self.tracer, &message, &trace, !duplicate)
-                .await
-                .map_err(|e| {
-                    hop.fail("kafka produce failed");
-                    status::kafka(&e)
-                })?;
+            let delivery = publish::enqueue(
+                &self.producer,
+                &self.tracer,
+                &message,
+                &trace,
+                publish::Queue {
+                    announce: !duplicate,
+                    at_least_once: req_at_least_once,
+                },
+            )
+            .await
+            .map_err(|e| {
+                hop.fail("kafka produce failed");
+                status::kafka(&e)
+            })?;
             publish::watch_ack(delivery, topics::MESSAGES, message.id.clone());
             metrics::histogram!("chat4all_accept_stage_duration_seconds", "stage" => "kafka")
                 .record(queued_at.elapsed().as_secs_f64());

@@ -51,6 +51,10 @@ enum Command {
         conversation: String,
         #[arg(long, default_value = "")]
         idempotency_key: String,
+        /// After a platform call with no answer, send again rather than
+        /// end FAILED with `outcome_unknown` (the user may get it twice).
+        #[arg(long)]
+        at_least_once: bool,
         #[arg(long, env = "CHAT4ALL_GATEWAY", default_value = "http://127.0.0.1:50051")]
         gateway: String,
     },
@@ -232,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             text,
             conversation,
             idempotency_key,
+            at_least_once,
             gateway,
         } => {
             let id = client::send(
@@ -241,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     text,
                     conversation_id: conversation,
                     idempotency_key,
+                    at_least_once,
                 },
             )
             .await?;

@@ -53,6 +53,10 @@ pub struct SystemConfig {
     pub router: chat4all_router::RouterConfig,
     #[command(flatten)]
     pub reconcile: chat4all_api_gateway::ReconcileArgs,
+    /// How long an adapter waits for a platform's answer; past it the call's
+    /// outcome is unknown (the platform may have acted).
+    #[arg(long, env = "CHAT4ALL_ADAPTER_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub adapter_timeout: Duration,
     /// Where spans go, over OTLP/gRPC; unset, the standard
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` decides, and without it nothing is
     /// exported.
@@ -73,6 +77,7 @@ impl SystemConfig {
             connector_rate: 100_000.0,
             router: chat4all_router::RouterConfig::default(),
             reconcile: chat4all_api_gateway::ReconcileArgs::default(),
+            adapter_timeout: Duration::from_secs(10),
             otlp_endpoint: None,
         }
     }
@@ -97,7 +102,10 @@ fn meta_signing(app_secret: &str) -> String {
 /// `base_url`, with how its webhooks are signed, in the order of
 /// `Platform::ALL`. Credentials are the
 /// adapters' built-in one-machine defaults, which are the simulator's.
-async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAdapter, String)>> {
+async fn start_adapters(
+    base_url: &str,
+    request_timeout: Duration,
+) -> anyhow::Result<Vec<(Platform, BoundAdapter, String)>> {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     // Every adapter serves on free ports, so only the base URL differs from
     // the defaults; each platform keeps its own credentials' defaults.
@@ -105,6 +113,7 @@ async fn start_adapters(base_url: &str) -> anyhow::Result<Vec<(Platform, BoundAd
         api_base_url: base_url.to_owned(),
         grpc_listen: any,
         webhook_listen: any,
+        request_timeout,
         ..Default::default()
     };
     let whatsapp = chat4all_whatsapp::WhatsAppConfig {
@@ -288,7 +297,7 @@ impl System {
         let simulator_handle = simulator.handle();
         tasks.push(("simulator", tokio::spawn(simulator.run(shutdown.clone()))));
 
-        let adapters = start_adapters(&format!("http://{simulator_addr}")).await?;
+        let adapters = start_adapters(&format!("http://{simulator_addr}"), config.adapter_timeout).await?;
         let mut connectors = Vec::with_capacity(adapters.len());
         let mut webhooks = Vec::with_capacity(adapters.len());
         for (platform, adapter, signing) in adapters {

@@ -46,6 +46,7 @@ pub fn send_request(recipient: &str, text: &str, conversation: &str) -> SendMess
         text: text.to_owned(),
         conversation_id: conversation.to_owned(),
         idempotency_key: String::new(),
+        at_least_once: false,
     }
 }
 

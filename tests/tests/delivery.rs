@@ -334,8 +334,9 @@ async fn a_message_whose_record_was_lost_is_republished_and_sent_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_routed_message_whose_outbound_record_was_lost_is_routed_again_unless_claimed() {
-    use chat4all_domain::DeliveryStatus;
+async fn a_routed_message_is_finished_by_whoever_takes_its_expired_claim() {
+    use chat4all_domain::{DeliveryStatus, Timestamp};
+    use chat4all_store::PlatformAnswer;
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = chat4all::SystemConfig::ephemeral(dir.path());
@@ -343,14 +344,34 @@ async fn a_routed_message_whose_outbound_record_was_lost_is_routed_again_unless_
     config.reconcile.every = Duration::from_millis(200);
     let system = chat4all::System::start(config).await.unwrap();
 
-    // Both routed, neither `<platform>-outbound` record ever produced: what
-    // a broker that came back empty leaves behind. One of them a sidecar
-    // had claimed already (its SENT is what was lost): never sent again.
+    // Routed, their `<platform>-outbound` records never produced: what a
+    // broker that came back empty leaves behind. Two of them a sidecar had
+    // claimed and then died, one after the platform answered (its SENT is
+    // what was lost), one during the call (nobody knows if WhatsApp took it).
     let lost = stored_without_record(&system, "outbound lost", Some(DeliveryStatus::Routed)).await;
-    let claimed = stored_without_record(&system, "claimed, SENT lost", Some(DeliveryStatus::Routed)).await;
+    let answered = stored_without_record(&system, "answered, SENT lost", Some(DeliveryStatus::Routed)).await;
+    let mid_call = stored_without_record(&system, "died mid-call", Some(DeliveryStatus::Routed)).await;
+    let live = stored_without_record(&system, "still being sent", Some(DeliveryStatus::Routed)).await;
+    let lease = Duration::from_millis(800);
     system
         .store
-        .claim_for_send(&[claimed], "sidecar-gone")
+        .claim_for_send(&[answered, mid_call], "sidecar-gone", lease)
+        .await
+        .unwrap();
+    system
+        .store
+        .claim_for_send(&[live], "sidecar-busy", Duration::from_secs(600))
+        .await
+        .unwrap();
+    system
+        .store
+        .record_answer(
+            answered,
+            &PlatformAnswer {
+                platform_message_id: "wamid.recorded".into(),
+                at: Timestamp::now(),
+            },
+        )
         .await
         .unwrap();
 
@@ -359,19 +380,149 @@ async fn a_routed_message_whose_outbound_record_was_lost_is_routed_again_unless_
         .await
         .unwrap();
     assert_eq!(m.status, pb::DeliveryStatus::Read as i32, "{m:?}");
+    let m = wait_for(
+        &mut client,
+        &answered.to_string(),
+        pb::DeliveryStatus::Sent,
+        WITHIN,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (m.status, m.platform_message_id.as_str()),
+        (pb::DeliveryStatus::Sent as i32, "wamid.recorded"),
+        "the recorded answer is announced: {m:?}"
+    );
+    let m = wait_for(
+        &mut client,
+        &mid_call.to_string(),
+        pb::DeliveryStatus::Failed,
+        WITHIN,
+    )
+    .await
+    .unwrap();
+    let failure = m.failure.clone().unwrap_or_default();
+    assert_eq!(
+        (m.status, failure.code.as_str()),
+        (pb::DeliveryStatus::Failed as i32, "outcome_unknown"),
+        "WhatsApp echoes nothing, so a call that may have acted is not repeated: {m:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(platform_calls(&system, "outbound lost"), 1);
-    assert_eq!(platform_calls(&system, "claimed, SENT lost"), 0);
+    assert_eq!(platform_calls(&system, "answered, SENT lost"), 0);
+    assert_eq!(platform_calls(&system, "died mid-call"), 0);
+    assert_eq!(platform_calls(&system, "still being sent"), 0);
     let still = client
         .get_message(GetMessageRequest {
-            message_id: claimed.to_string(),
+            message_id: live.to_string(),
         })
         .await
         .unwrap()
         .into_inner()
         .message
         .unwrap();
-    assert_eq!(still.status, pb::DeliveryStatus::Routed as i32);
+    assert_eq!(
+        still.status,
+        pb::DeliveryStatus::Routed as i32,
+        "a live claim is a send in progress: left alone"
+    );
+    system.stop().await.unwrap();
+}
+
+/// A platform that took the message but answered too late: by default the
+/// message is not sent again (FAILED, `outcome_unknown`); at-least-once
+/// sends it again; and Messenger's echo settles it without a second call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_that_may_have_acted_is_settled_not_retried_blindly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = chat4all::SystemConfig::ephemeral(dir.path());
+    config.adapter_timeout = Duration::from_millis(400);
+    let system = chat4all::System::start(config).await.unwrap();
+    let mut client = client(&system).await;
+    let sim = system.simulator.clone();
+
+    // Warm: the pipelines joined their groups before the trouble starts.
+    for to in ["whatsapp:15550001111", "messenger:24000000000000001"] {
+        let id = client
+            .send_message(send_request(to, "warm-up", "warm"))
+            .await
+            .unwrap()
+            .into_inner()
+            .message_id;
+        wait_for(&mut client, &id, pb::DeliveryStatus::Sent, WITHIN)
+            .await
+            .unwrap();
+    }
+
+    // WhatsApp acts on each send and answers after the adapter gave up;
+    // with its status webhooks on, their `sent` would settle the doubt (as
+    // a later receipt supersedes FAILED), so they are off.
+    sim.set_receipts("whatsapp", false).unwrap();
+    sim.set_timeout("whatsapp", Some(Duration::from_secs(2))).unwrap();
+    let once = client
+        .send_message(send_request("whatsapp:15550002222", "maybe once", "ambiguous-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .message_id;
+    let m = wait_for(&mut client, &once, pb::DeliveryStatus::Failed, WITHIN)
+        .await
+        .unwrap();
+    assert_eq!(
+        m.failure.as_ref().map(|f| f.code.as_str()),
+        Some("outcome_unknown"),
+        "{m:?}"
+    );
+    assert_eq!(platform_calls(&system, "maybe once"), 1, "never sent twice");
+
+    let mut request = send_request("whatsapp:15550003333", "at least once", "ambiguous-2");
+    request.at_least_once = true;
+    let again = client
+        .send_message(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .message_id;
+    let deadline = std::time::Instant::now() + WITHIN;
+    while platform_calls(&system, "at least once") < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.set_timeout("whatsapp", None).unwrap();
+    let m = wait_for(&mut client, &again, pb::DeliveryStatus::Sent, WITHIN)
+        .await
+        .unwrap();
+    assert!(m.status >= pb::DeliveryStatus::Sent as i32, "{m:?}");
+    assert_eq!(
+        platform_calls(&system, "at least once"),
+        2,
+        "the caller asked for a second call rather than none"
+    );
+
+    // Messenger's echo of our send confirms it: SENT, one call.
+    sim.set_timeout("messenger", Some(Duration::from_secs(2)))
+        .unwrap();
+    sim.set_echo_before_response("messenger", true).unwrap();
+    let echoed = client
+        .send_message(send_request(
+            "messenger:24000000000000002",
+            "echoed",
+            "ambiguous-3",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .message_id;
+    let m = wait_for(&mut client, &echoed, pb::DeliveryStatus::Sent, WITHIN)
+        .await
+        .unwrap();
+    assert!(m.status >= pb::DeliveryStatus::Sent as i32, "{m:?}");
+    assert!(!m.platform_message_id.is_empty(), "the echo named the mid: {m:?}");
+    let messenger_calls = sim
+        .received("messenger")
+        .iter()
+        .filter(|c| c.text == "echoed")
+        .count();
+    assert_eq!(messenger_calls, 1);
     system.stop().await.unwrap();
 }
 

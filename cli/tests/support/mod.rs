@@ -194,6 +194,7 @@ pub(crate) async fn send_one(
         text: text.clone(),
         conversation_id: String::new(),
         idempotency_key: text.clone(),
+        at_least_once: false,
     };
     let deadline = Instant::now() + WITHIN;
     let id = loop {

@@ -150,8 +150,15 @@ pub fn transport_error(err: &reqwest::Error) -> pb::PlatformError {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
+    // Only a connection never made certainly sent nothing; a timeout or a
+    // broken connection may have come after the platform took the request.
+    let kind = if err.is_connect() {
+        Kind::Transient
+    } else {
+        Kind::Ambiguous
+    };
     pb::PlatformError {
-        kind: Kind::Transient as i32,
+        kind: kind as i32,
         code: code.to_owned(),
         message,
         retry_after: None,

@@ -77,6 +77,7 @@ fn kind_label(kind: Kind) -> &'static str {
         Kind::RateLimited => "rate_limited",
         Kind::Transient => "transient",
         Kind::Permanent => "permanent",
+        Kind::Ambiguous => "ambiguous",
         Kind::Unspecified => "unspecified",
     }
 }
@@ -88,6 +89,7 @@ fn register_series(platform: &'static str) {
         Kind::RateLimited,
         Kind::Transient,
         Kind::Permanent,
+        Kind::Ambiguous,
         Kind::Unspecified,
     ]
     .map(kind_label);

@@ -43,6 +43,7 @@ impl PlatformAdapter for Fake {
         pb::Capabilities {
             max_text_length: 10,
             default_rate_per_second: 5.0,
+            send_echoes: false,
             ..Default::default()
         }
     }

@@ -63,6 +63,7 @@ pub fn capabilities() -> pb::Capabilities {
         user_products: true,
         max_text_length: 0,
         default_rate_per_second: 50.0,
+        send_echoes: false,
     }
 }
 

@@ -43,6 +43,7 @@ pub static INSTAGRAM: MetaPlatform = MetaPlatform {
         max_text_length: 2000,
         // 300 calls/s per account.
         default_rate_per_second: 300.0,
+        send_echoes: true,
     },
     max_metadata_len: 1000,
     unsupported_reason,

@@ -40,6 +40,7 @@ pub static MESSENGER: MetaPlatform = MetaPlatform {
         max_text_length: 2000,
         // 300 calls/s per page for text.
         default_rate_per_second: 300.0,
+        send_echoes: true,
     },
     // The Send API's limit on `message.metadata`.
     max_metadata_len: 1000,

@@ -305,7 +305,7 @@ async fn an_answer_held_past_the_timeout_is_transient_but_its_receipts_still_cou
     let e = s.refused(request("m-slow", PSID, "x")).await;
     assert_eq!(
         (e.kind(), e.code.as_str()),
-        (pb::PlatformErrorKind::Transient, "timeout")
+        (pb::PlatformErrorKind::Ambiguous, "timeout")
     );
     // The platform took it: its echo told the adapter the mid, and the
     // watermarks name our message.

@@ -53,6 +53,15 @@ pub struct SidecarConfig {
     /// platform's retry-after says so).
     #[arg(long, env = "CHAT4ALL_BREAKER_OPEN", value_parser = humantime_ms, default_value = "2000")]
     pub breaker_open: Duration,
+    /// How long a claim on a message holds without renewal: a sidecar that
+    /// dies lets go of its messages this long after. Never shorter than a
+    /// call plus the echo window.
+    #[arg(long, env = "CHAT4ALL_CLAIM_LEASE", value_parser = humantime_ms, default_value = "60000")]
+    pub claim_lease: Duration,
+    /// After a call that may have acted, how long to wait for the
+    /// platform's echo (platforms with echoes only) before sending again.
+    #[arg(long, env = "CHAT4ALL_ECHO_WINDOW", value_parser = humantime_ms, default_value = "20000")]
+    pub echo_window: Duration,
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -84,6 +93,8 @@ impl SidecarConfig {
             rate_burst: None,
             breaker_failures: 5,
             breaker_open: Duration::from_secs(2),
+            claim_lease: Duration::from_secs(60),
+            echo_window: Duration::from_secs(20),
         }
     }
 }

@@ -16,6 +16,7 @@ mod events;
 mod limiter;
 mod outbound;
 pub mod retry;
+mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,7 @@ pub async fn run(
         described.platform
     );
     let documented = described.capabilities.map_or(0.0, |c| c.default_rate_per_second);
+    let echoes = described.capabilities.is_some_and(|c| c.send_echoes);
     let rate = config.rate_per_second.unwrap_or(documented);
     let rate = if rate > 0.0 { rate } else { 1.0 };
     let burst = config
@@ -105,6 +107,7 @@ pub async fn run(
             producer,
             limiter,
             breaker,
+            echoes,
             shutdown.clone(),
         )
     };

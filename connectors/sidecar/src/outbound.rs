@@ -12,7 +12,7 @@ use chat4all_kafka::{
     hops, topics,
 };
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient, send_response};
-use chat4all_store::{ClaimOutcome, SharedStore};
+use chat4all_store::{ClaimOutcome, PlatformAnswer, SharedStore, StoreError};
 use chat4all_telemetry::spans::attributes;
 use chat4all_telemetry::{HopKind, HopTracer, TraceContext};
 use prost::Message as _;
@@ -25,6 +25,7 @@ use crate::SidecarConfig;
 use crate::breaker::Breaker;
 use crate::limiter::Limiter;
 use crate::retry::Backoff;
+use crate::settle::{Settled, Settler};
 
 const HOP: &str = "sidecar";
 pub(crate) const SERVICE: &str = "chat4all-connector-sidecar";
@@ -39,6 +40,9 @@ pub(crate) struct Sender {
     backoff: Backoff,
     max_attempts: u32,
     send_timeout: Duration,
+    /// How long a claim holds without renewal.
+    lease: Duration,
+    settler: Settler,
     in_flight: Arc<Semaphore>,
     unconfirmed: Mutex<HashMap<MessageId, Unconfirmed>>,
     limiter: Limiter,
@@ -54,14 +58,22 @@ enum Outcome {
         failure: pb::Failure,
         exhausted: bool,
     },
-    /// Shutdown came while the message waited (for a token, the breaker, a
-    /// backoff). `called`: whether any call reached the adapter before.
+    /// Shutdown came first. `claimed`: the message is ours in the store;
+    /// `in_doubt`: a call may have acted, so the claim must stay for the
+    /// next holder to settle.
     Interrupted {
-        called: bool,
+        claimed: bool,
+        in_doubt: bool,
     },
+    /// Another sidecar's (a live lease), or ours lost: a redelivered record.
+    NotOurs,
+    NotFound,
+    /// The store did not answer: the batch is retried.
+    StoreDown(StoreError),
 }
 
 impl Sender {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: &SidecarConfig,
         connector: ConnectorClient<Channel>,
@@ -69,12 +81,20 @@ impl Sender {
         producer: Producer,
         limiter: Limiter,
         breaker: Arc<Breaker>,
+        echoes: bool,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             tracer: chat4all_telemetry::spans::tracer(SERVICE),
             limiter,
             breaker,
+            settler: Settler {
+                platform: config.platform.as_str(),
+                store: store.clone(),
+                echoes,
+                echo_window: config.echo_window,
+                shutdown: shutdown.clone(),
+            },
             shutdown,
             platform: config.platform,
             instance: config.instance.clone(),
@@ -87,17 +107,95 @@ impl Sender {
             },
             max_attempts: config.max_attempts.max(1),
             send_timeout: config.send_timeout,
+            // Covers a call, the echo window after an ambiguous one, and
+            // the store round trips around them.
+            lease: config
+                .claim_lease
+                .max(config.send_timeout + config.echo_window + Duration::from_secs(5)),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             unconfirmed: Mutex::default(),
         }
     }
 
+    /// Takes the claim just before the first call, or renews it before a
+    /// later one; None when the message may be called, else how it ended.
+    async fn hold(
+        &self,
+        id: MessageId,
+        message: &pb::OutboundMessage,
+        claimed: &mut bool,
+    ) -> Option<Outcome> {
+        if *claimed {
+            return match self.store.renew_claim(id, &self.instance, self.lease, true).await {
+                Ok(true) => None,
+                Ok(false) => {
+                    tracing::warn!(message_id = %id, "the claim expired and moved on; not calling again");
+                    Some(Outcome::NotOurs)
+                }
+                Err(error) => Some(Outcome::StoreDown(error)),
+            };
+        }
+        let claim = match self.store.claim_for_send(&[id], &self.instance, self.lease).await {
+            Ok(mut claims) if claims.len() == 1 => claims.swap_remove(0),
+            Ok(claims) => {
+                return Some(Outcome::StoreDown(StoreError::Corrupt(format!(
+                    "{} claim results for one message",
+                    claims.len()
+                ))));
+            }
+            Err(error) => return Some(Outcome::StoreDown(error)),
+        };
+        match claim {
+            ClaimOutcome::Claimed => {
+                *claimed = true;
+                None
+            }
+            ClaimOutcome::Answered(answer) => {
+                // Its holder died between the platform's answer and SENT.
+                metrics::counter!("chat4all_sidecar_answers_recovered_total", "platform" => self.platform.as_str())
+                    .increment(1);
+                Some(Outcome::Sent(pb::SendAccepted {
+                    platform_message_id: answer.platform_message_id,
+                    at: Some(answer.at.into()),
+                }))
+            }
+            ClaimOutcome::Uncertain => {
+                *claimed = true;
+                settled_outcome(
+                    self.settler
+                        .settle(
+                            id,
+                            message,
+                            "its previous sidecar stopped during the platform call",
+                        )
+                        .await,
+                )
+            }
+            ClaimOutcome::AlreadyClaimed => Some(Outcome::NotOurs),
+            ClaimOutcome::NotFound => Some(Outcome::NotFound),
+        }
+    }
+
+    /// Keeps the platform's answer with the claim before SENT is announced,
+    /// so another sidecar finishes the message if this one dies now. Not
+    /// being able to keep it costs only that; the announcement goes on.
+    async fn keep_answer(&self, id: MessageId, accepted: &pb::SendAccepted) {
+        let answer = PlatformAnswer {
+            platform_message_id: accepted.platform_message_id.clone(),
+            at: accepted.at.map_or_else(Timestamp::now, Timestamp::from),
+        };
+        if let Err(error) = self.store.record_answer(id, &answer).await {
+            tracing::warn!(message_id = %id, %error, "the platform's answer is not recorded; announcing SENT anyway");
+        }
+    }
+
     /// Calls the platform through the adapter until it answers for good:
-    /// each call waits for a rate-limit token and the breaker's leave.
-    async fn deliver(&self, message: &pb::OutboundMessage, trace: &TraceContext) -> Outcome {
+    /// each call waits for a rate-limit token and the breaker's leave, and
+    /// holds the message's claim.
+    async fn deliver(&self, id: MessageId, message: &pb::OutboundMessage, trace: &TraceContext) -> Outcome {
         let platform = self.platform.as_str();
         let mut attempt = 0;
-        let mut called = false;
+        let mut claimed = false;
         loop {
             attempt += 1;
             let mut request = tonic::Request::new(pb::SendRequest {
@@ -112,12 +210,17 @@ impl Sender {
             });
             request.set_timeout(self.send_timeout);
             let permit = tokio::select! {
-                () = self.shutdown.cancelled() => return Outcome::Interrupted { called },
+                () = self.shutdown.cancelled() => return Outcome::Interrupted { claimed, in_doubt: false },
                 permit = async {
                     self.limiter.ready().await;
                     self.breaker.acquire().await
                 } => permit,
             };
+            if let Some(outcome) = self.hold(id, message, &mut claimed).await {
+                // An unused permit tells the breaker nothing.
+                drop(permit);
+                return outcome;
+            }
             // Each attempt is its own client span; the adapter continues it.
             let mut call = self.tracer.start(CONNECTOR_SEND, HopKind::Client, Some(trace));
             call.record(|| {
@@ -131,18 +234,20 @@ impl Sender {
             });
             call.context().inject(request.metadata_mut());
             let started = Instant::now();
-            called = true;
             let answer = classify(self.connector.clone().send(request).await);
             metrics::histogram!("chat4all_platform_call_duration_seconds", "platform" => platform)
                 .record(started.elapsed().as_secs_f64());
             match &answer {
                 Answer::Sent(_) => {}
-                Answer::Refused(failure) | Answer::Retry { failure, .. } => call.fail(failure.code.clone()),
+                Answer::Refused(failure) | Answer::Retry { failure, .. } | Answer::Ambiguous(failure) => {
+                    call.fail(failure.code.clone());
+                }
             }
             call.end();
             let (failure, retry_after) = match answer {
                 Answer::Sent(accepted) => {
                     permit.success();
+                    self.keep_answer(id, &accepted).await;
                     return Outcome::Sent(accepted);
                 }
                 Answer::Refused(failure) => {
@@ -154,6 +259,15 @@ impl Sender {
                         failure,
                         exhausted: false,
                     };
+                }
+                Answer::Ambiguous(failure) => {
+                    permit.failure(None);
+                    count_failure(platform, FailureKind::Ambiguous, &failure.code);
+                    let why = format!("{}: {}", failure.code, failure.reason);
+                    match settled_outcome(self.settler.settle(id, message, &why).await) {
+                        None => (failure, None),
+                        Some(outcome) => return outcome,
+                    }
                 }
                 Answer::Retry {
                     failure,
@@ -186,10 +300,16 @@ impl Sender {
             }
             metrics::counter!("chat4all_platform_retries_total", "platform" => platform).increment(1);
             let delay = self.backoff.delay(attempt, retry_after);
+            // No call in flight while waiting: a holder that dies now left
+            // nothing in doubt. The lease covers the wait.
+            let wait = self.lease.max(delay + self.lease);
+            if let Err(error) = self.store.renew_claim(id, &self.instance, wait, false).await {
+                tracing::warn!(message_id = %id, %error, "could not mark the claim idle between attempts");
+            }
             tracing::info!(message_id = %message.message_id, attempt, code = %failure.code,
                 delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "platform call failed, retrying");
             tokio::select! {
-                () = self.shutdown.cancelled() => return Outcome::Interrupted { called },
+                () = self.shutdown.cancelled() => return Outcome::Interrupted { claimed, in_doubt: false },
                 () = tokio::time::sleep(delay) => {}
             }
         }
@@ -197,20 +317,25 @@ impl Sender {
 
     /// Delivers one conversation's messages in order. Every outcome is
     /// kept as unconfirmed and its status record enqueued; returns the
-    /// enqueued records to await, and the messages shutdown interrupted.
+    /// enqueued records to await, and what else the batch must do.
     async fn deliver_conversation(
         &self,
         items: Vec<(usize, &Record, MessageId, pb::OutboundMessage)>,
     ) -> Delivered {
         let mut done = Delivered::default();
-        for (_, record, id, message) in items {
+        for (index, record, id, message) in items {
+            if done.store_down.is_some() {
+                // Later messages of the conversation wait for the batch's retry.
+                done.interrupted.push(Interrupted { id, release: false });
+                continue;
+            }
             let mut hop = hops::process(&self.tracer, record);
             hop.record(|| vec![attributes::platform(self.platform.as_str())]);
             let outcome = tokio::select! {
-                () = self.shutdown.cancelled() => Outcome::Interrupted { called: false },
+                () = self.shutdown.cancelled() => Outcome::Interrupted { claimed: false, in_doubt: false },
                 // The semaphore is never closed: a permit always comes.
                 _permit = self.in_flight.acquire() => {
-                    self.deliver(&message, hop.context())
+                    self.deliver(id, &message, hop.context())
                         .instrument(hop.logs(&message.message_id))
                         .await
                 }
@@ -238,8 +363,45 @@ impl Sender {
                     update.at = Some(Timestamp::now().into());
                     update.failure = Some(failure);
                 }
-                Outcome::Interrupted { called } => {
-                    done.interrupted.push((id, called));
+                Outcome::Interrupted { claimed, in_doubt } => {
+                    if in_doubt {
+                        tracing::warn!(message_id = %id, "stopped while a platform call's outcome was in doubt; \
+                            the claim stays for the next sidecar to settle");
+                    }
+                    done.interrupted.push(Interrupted {
+                        id,
+                        release: claimed && !in_doubt,
+                    });
+                    continue;
+                }
+                Outcome::NotOurs => {
+                    match self.unconfirmed(&id) {
+                        // Called by us, its status lost on the way: publish again.
+                        Some(outcome) => {
+                            metrics::counter!("chat4all_sidecar_status_republished_total", "platform" => self.platform.as_str())
+                                .increment(1);
+                            done.enqueued.push((id, self.publish(id, outcome).await));
+                        }
+                        // A redelivered record: the platform was called already.
+                        None => {
+                            metrics::counter!("chat4all_sidecar_redelivered_total", "platform" => self.platform.as_str())
+                                .increment(1);
+                            tracing::info!(message_id = %id, "already claimed, not sent again");
+                        }
+                    }
+                    continue;
+                }
+                Outcome::NotFound => {
+                    done.dead.push(DeadLetter {
+                        index,
+                        reason: format!("message {id} is not in the store"),
+                    });
+                    continue;
+                }
+                Outcome::StoreDown(error) => {
+                    tracing::warn!(message_id = %id, %error, "store unavailable; the batch is retried");
+                    done.interrupted.push(Interrupted { id, release: false });
+                    done.store_down = Some(error);
                     continue;
                 }
             }
@@ -262,28 +424,20 @@ impl Sender {
         done
     }
 
-    /// Shutdown interrupted these: claims of messages never sent go back to
-    /// the store so the redelivered records send them; a message whose call
-    /// may have reached the platform keeps its claim (a second call could
-    /// send it twice) and is logged for an operator.
-    async fn hand_back(&self, interrupted: &[(MessageId, bool)]) -> Result<(), HandlerError> {
-        let never_sent: Vec<MessageId> = interrupted
-            .iter()
-            .filter(|(_, called)| !called)
-            .map(|(id, _)| *id)
-            .collect();
-        for (id, _) in interrupted.iter().filter(|(_, called)| *called) {
-            tracing::warn!(message_id = %id, "stopped after an unanswered platform call; the message stays claimed");
-        }
+    /// Shutdown interrupted these: claims of messages not in doubt go back
+    /// to the store so the redelivered records send them at once; a message
+    /// whose call may have reached the platform keeps its claim, which its
+    /// next holder settles when the lease runs out.
+    async fn hand_back(&self, interrupted: &[Interrupted]) -> Result<(), HandlerError> {
+        let release: Vec<MessageId> = interrupted.iter().filter(|i| i.release).map(|i| i.id).collect();
         self.store
-            .release_claims(&never_sent, &self.instance)
+            .release_claims(&release, &self.instance)
             .await
             .map_err(HandlerError::new)?;
         metrics::counter!("chat4all_sidecar_claims_released_total", "platform" => self.platform.as_str())
-            .increment(never_sent.len() as u64);
+            .increment(release.len() as u64);
         Ok(())
     }
-
     /// Keeps the outcome until its status record is acked, and enqueues it.
     async fn publish(&self, id: MessageId, outcome: Unconfirmed) -> Result<Delivery, KafkaError> {
         let enqueued = self
@@ -324,7 +478,31 @@ impl Sender {
 #[derive(Default)]
 struct Delivered {
     enqueued: Vec<(MessageId, Result<Delivery, KafkaError>)>,
-    interrupted: Vec<(MessageId, bool)>,
+    interrupted: Vec<Interrupted>,
+    dead: Vec<DeadLetter>,
+    store_down: Option<StoreError>,
+}
+
+/// A message the batch did not finish; `release`: its claim goes back.
+struct Interrupted {
+    id: MessageId,
+    release: bool,
+}
+
+/// How a settled message ends; None: call the platform again.
+fn settled_outcome(settled: Settled) -> Option<Outcome> {
+    match settled {
+        Settled::Sent(accepted) => Some(Outcome::Sent(accepted)),
+        Settled::Unknown(failure) => Some(Outcome::Failed {
+            failure,
+            exhausted: false,
+        }),
+        Settled::Interrupted => Some(Outcome::Interrupted {
+            claimed: true,
+            in_doubt: true,
+        }),
+        Settled::CallAgain => None,
+    }
 }
 
 /// What one Connector.Send answer means for the message.
@@ -333,6 +511,9 @@ enum Answer {
     Sent(pb::SendAccepted),
     /// Never worth a retry.
     Refused(pb::Failure),
+    /// The request may have reached the platform and no answer came back:
+    /// settled before any retry (see `settle`).
+    Ambiguous(pb::Failure),
     /// Worth another try, not before `retry_after` if given.
     Retry {
         failure: pb::Failure,
@@ -350,14 +531,17 @@ pub(crate) enum FailureKind {
     RateLimited,
     /// The adapter failed, or answered nothing.
     Adapter,
+    /// No answer after the request left: the platform may have acted.
+    Ambiguous,
 }
 
 impl FailureKind {
-    pub(crate) const ALL: [FailureKind; 4] = [
+    pub(crate) const ALL: [FailureKind; 5] = [
         FailureKind::Permanent,
         FailureKind::Transient,
         FailureKind::RateLimited,
         FailureKind::Adapter,
+        FailureKind::Ambiguous,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -366,6 +550,7 @@ impl FailureKind {
             FailureKind::Transient => "transient",
             FailureKind::RateLimited => "rate_limited",
             FailureKind::Adapter => "adapter",
+            FailureKind::Ambiguous => "ambiguous",
         }
     }
 }
@@ -390,6 +575,7 @@ fn classify(answer: Result<tonic::Response<pb::SendResponse>, tonic::Status>) ->
             let retry_after = error.retry_after.and_then(|d| Duration::try_from(d).ok());
             match pb::PlatformErrorKind::try_from(error.kind) {
                 Ok(pb::PlatformErrorKind::Permanent) => Answer::Refused(failure),
+                Ok(pb::PlatformErrorKind::Ambiguous) => Answer::Ambiguous(failure),
                 Ok(pb::PlatformErrorKind::RateLimited) => Answer::Retry {
                     failure,
                     retry_after,
@@ -410,16 +596,54 @@ fn classify(answer: Result<tonic::Response<pb::SendResponse>, tonic::Status>) ->
             retry_after: None,
             kind: FailureKind::Adapter,
         },
-        // The adapter itself failed (down, timed out, refused our request):
-        // as transient as a platform 5xx.
-        Err(status) => Answer::Retry {
-            failure: pb::Failure {
+        Err(status) => {
+            let failure = pb::Failure {
                 code: format!("adapter_{:?}", status.code()).to_lowercase(),
                 reason: status.message().to_owned(),
-            },
-            retry_after: None,
-            kind: FailureKind::Adapter,
-        },
+            };
+            if never_reached_the_adapter(&status) {
+                // Down, or refused our request: as transient as a 5xx.
+                Answer::Retry {
+                    failure,
+                    retry_after: None,
+                    kind: FailureKind::Adapter,
+                }
+            } else {
+                // Timed out or cut mid-call: the adapter may have called
+                // the platform.
+                Answer::Ambiguous(failure)
+            }
+        }
+    }
+}
+
+/// Whether a failed Connector.Send certainly did not reach the adapter's
+/// handler: no connection could be made, or the adapter refused the
+/// request itself. tonic reports a connection that could not be made as
+/// UNAVAILABLE with the connector's error in the message, and one cut
+/// mid-call as UNAVAILABLE or UNKNOWN with the transport's.
+fn never_reached_the_adapter(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    match status.code() {
+        Code::InvalidArgument
+        | Code::FailedPrecondition
+        | Code::Unimplemented
+        | Code::PermissionDenied
+        | Code::Unauthenticated
+        | Code::ResourceExhausted
+        | Code::NotFound => true,
+        Code::Unavailable => {
+            let message = status.message().to_ascii_lowercase();
+            [
+                "tcp connect",
+                "trying to connect",
+                "connection refused",
+                "dns error",
+            ]
+            .iter()
+            .any(|sign| message.contains(sign))
+        }
+        _ => false,
     }
 }
 
@@ -450,45 +674,17 @@ impl BatchHandler for Sender {
                 Err(reason) => dead.push(DeadLetter { index, reason }),
             }
         }
-        let ids: Vec<MessageId> = decoded.iter().map(|(_, _, id, _)| *id).collect();
-        let claims = self
-            .store
-            .claim_for_send(&ids, &self.instance)
-            .await
-            .map_err(HandlerError::new)?;
-
-        // Claimed messages by conversation, each conversation in offset order.
+        // By conversation, each conversation in offset order: each message
+        // is claimed just before its call, so a claim is never held by a
+        // message waiting its turn.
         let mut conversations: HashMap<String, Vec<_>> = HashMap::new();
-        let mut enqueued = Vec::new();
         let mut indexes = HashMap::new();
-        for ((index, record, id, message), claim) in decoded.into_iter().zip(claims) {
+        for (index, record, id, message) in decoded {
             indexes.insert(id, index);
-            match claim {
-                ClaimOutcome::Claimed => conversations
-                    .entry(message.conversation_id.clone())
-                    .or_default()
-                    .push((index, record, id, message)),
-                ClaimOutcome::AlreadyClaimed => match self.unconfirmed(&id) {
-                    // Called by us, its status lost on the way: publish again.
-                    Some(outcome) => {
-                        metrics::counter!("chat4all_sidecar_status_republished_total", "platform" => self.platform.as_str())
-                            .increment(1);
-                        enqueued.push((id, self.publish(id, outcome).await));
-                    }
-                    // A redelivered record: the platform was called already.
-                    None => {
-                        metrics::counter!("chat4all_sidecar_redelivered_total", "platform" => self.platform.as_str())
-                            .increment(1);
-                        tracing::info!(message_id = %id, "already claimed, not sent again");
-                    }
-                },
-                ClaimOutcome::NotFound => {
-                    dead.push(DeadLetter {
-                        index,
-                        reason: format!("message {id} is not in the store"),
-                    });
-                }
-            }
+            conversations
+                .entry(message.conversation_id.clone())
+                .or_default()
+                .push((index, record, id, message));
         }
         let delivered = futures::future::join_all(
             conversations
@@ -496,10 +692,14 @@ impl BatchHandler for Sender {
                 .map(|items| self.deliver_conversation(items)),
         )
         .await;
+        let mut enqueued = Vec::new();
         let mut interrupted = Vec::new();
+        let mut store_down = None;
         for conversation in delivered {
             enqueued.extend(conversation.enqueued);
             interrupted.extend(conversation.interrupted);
+            dead.extend(conversation.dead);
+            store_down = store_down.or(conversation.store_down);
         }
 
         let mut failed = None;
@@ -526,11 +726,12 @@ impl BatchHandler for Sender {
         }
         if !interrupted.is_empty() {
             self.hand_back(&interrupted).await?;
-            // Not committed: the records come back after the restart.
-            return Err(HandlerError::new(format!(
-                "{} messages interrupted by shutdown",
-                interrupted.len()
-            )));
+            // Not committed: the records come back after the restart, or
+            // with the batch's retry once the store answers.
+            return Err(HandlerError::new(match store_down {
+                Some(error) => format!("store unavailable: {error}"),
+                None => format!("{} messages interrupted by shutdown", interrupted.len()),
+            }));
         }
         match failed {
             // The batch is retried; its outcomes are republished from memory.

@@ -53,6 +53,7 @@ pub fn capabilities() -> pb::Capabilities {
         user_products: false,
         max_text_length: 4096,
         default_rate_per_second: 30.0,
+        send_echoes: false,
     }
 }
 

@@ -254,7 +254,7 @@ async fn a_wrong_token_is_permanent_and_a_slow_platform_transient() {
     let e = s.adapter.refused(request("m-slow", "4242", "x")).await;
     assert_eq!(
         (e.kind(), e.code.as_str()),
-        (pb::PlatformErrorKind::Transient, "timeout")
+        (pb::PlatformErrorKind::Ambiguous, "timeout")
     );
     assert!(
         !e.message.contains("chat4all-dev-telegram-bot-token"),

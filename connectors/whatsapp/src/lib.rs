@@ -45,6 +45,7 @@ pub fn capabilities() -> pb::Capabilities {
         user_products: false,
         max_text_length: 4096,
         default_rate_per_second: 80.0,
+        send_echoes: false,
     }
 }
 

@@ -162,7 +162,7 @@ async fn refusals_map_to_the_kind_the_sidecar_acts_on() {
 }
 
 #[tokio::test]
-async fn a_platform_slower_than_the_timeout_is_transient() {
+async fn a_platform_slower_than_the_timeout_is_ambiguous() {
     let s = setup(Duration::from_millis(300)).await;
     s.sim
         .set_latency("whatsapp", Duration::from_millis(1500))
@@ -170,7 +170,7 @@ async fn a_platform_slower_than_the_timeout_is_transient() {
     let e = s.refused(request("m-slow", "15551234567", "x")).await;
     assert_eq!(
         (e.kind(), e.code.as_str()),
-        (pb::PlatformErrorKind::Transient, "timeout")
+        (pb::PlatformErrorKind::Ambiguous, "timeout")
     );
     assert_eq!(
         s.sim.received_count("whatsapp"),

@@ -38,6 +38,7 @@ pub mod stored_rows;
 pub mod contract;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
@@ -47,7 +48,8 @@ pub use error::StoreError;
 pub use message_cursor::MessageCursor;
 pub use model::{
     ChannelPage, ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, Page,
-    PutChannelOutcome, PutOutcome, PutResult, StatusChange, TransitionOutcome, TransitionResult,
+    PlatformAnswer, PutChannelOutcome, PutOutcome, PutResult, StatusChange, TransitionOutcome,
+    TransitionResult,
 };
 pub use status_update::{BadStatusUpdate, UNKNOWN_HOP};
 
@@ -89,8 +91,9 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Messages still in `status` that were created before `created_before`,
     /// oldest first, `limit` at most: what the reconciliation job
     /// re-publishes when a record was lost. A ROUTED message counts only
-    /// while no sidecar has claimed it: a claimed one is past routing, and
-    /// its claim keeps it from being sent again anyway.
+    /// while no sidecar holds a live claim on it: a live claim is a send in
+    /// progress, and an expired one (its holder died, or recorded the
+    /// answer and died before announcing it) needs its record again.
     async fn stuck_messages(
         &self,
         status: DeliveryStatus,
@@ -98,13 +101,39 @@ pub trait MessageStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<pb::Message>, StoreError>;
 
-    /// Claims each message for its one platform call: the first claim wins,
-    /// every later one (a redelivered Kafka record) is `AlreadyClaimed`.
+    /// Claims each message for its one platform call, for `lease`: the
+    /// first claim wins and every later one (a redelivered Kafka record) is
+    /// `AlreadyClaimed` while the lease lives. A claim is taken just before
+    /// the call, so it starts with a call in flight. Once the lease runs
+    /// out, the next claimant gets `Answered` if the answer was recorded,
+    /// `Uncertain` if a call was in flight, else `Claimed`.
     async fn claim_for_send(
         &self,
         ids: &[MessageId],
         claimant: &str,
+        lease: Duration,
     ) -> Result<Vec<ClaimOutcome>, StoreError>;
+
+    /// Extends `claimant`'s claim on `id` by `lease` from now, and records
+    /// whether a platform call is in flight (`calling`). False when the
+    /// claim is not `claimant`'s any more: it must not call.
+    async fn renew_claim(
+        &self,
+        id: MessageId,
+        claimant: &str,
+        lease: Duration,
+        calling: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Keeps the platform's answer with the message's claim, whoever holds
+    /// it now: the platform took the message, which no later claimant may
+    /// forget. Written before SENT is announced.
+    async fn record_answer(&self, id: MessageId, answer: &PlatformAnswer) -> Result<(), StoreError>;
+
+    /// Takes the named lease for `holder` for `ttl` from now, or keeps it:
+    /// true when `holder` holds it now (it was free, expired, or already
+    /// `holder`'s). One job of a kind at a time across replicas.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Creates the channel, or finds the one with the same vendor key
     /// (`vendor.name`, `vendor.channel_id`, both required): `Unchanged` when

@@ -102,11 +102,28 @@ impl TransitionResult {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a claim found. A claim is a lease: its holder calls the platform
+/// while it holds it, and lets go by dying as well as by finishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
+    /// Ours: unclaimed, or its holder's lease ran out while no platform call
+    /// was in flight. Call the platform.
     Claimed,
+    /// Someone holds it (a live lease), or held it before leases existed.
     AlreadyClaimed,
     NotFound,
+    /// The platform's answer is recorded: announce SENT, do not call again.
+    Answered(PlatformAnswer),
+    /// Ours now, taken from a holder whose lease ran out during a platform
+    /// call that left no answer: the platform may have acted.
+    Uncertain,
+}
+
+/// What a platform said when it took a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformAnswer {
+    pub platform_message_id: String,
+    pub at: Timestamp,
 }
 
 /// One page of a conversation, newest first.
@@ -209,22 +226,37 @@ impl TransitionOutcome {
 }
 
 impl ClaimOutcome {
-    pub fn to_proto(self) -> pb::ClaimOutcome {
-        match self {
-            ClaimOutcome::Claimed => pb::ClaimOutcome::Claimed,
-            ClaimOutcome::AlreadyClaimed => pb::ClaimOutcome::AlreadyClaimed,
-            ClaimOutcome::NotFound => pb::ClaimOutcome::NotFound,
+    /// The wire result for message `id`.
+    pub fn to_proto(&self, id: &str) -> pb::ClaimResult {
+        let (outcome, answer) = match self {
+            ClaimOutcome::Claimed => (pb::ClaimOutcome::Claimed, None),
+            ClaimOutcome::AlreadyClaimed => (pb::ClaimOutcome::AlreadyClaimed, None),
+            ClaimOutcome::NotFound => (pb::ClaimOutcome::NotFound, None),
+            ClaimOutcome::Answered(answer) => (pb::ClaimOutcome::Answered, Some(answer)),
+            ClaimOutcome::Uncertain => (pb::ClaimOutcome::Uncertain, None),
+        };
+        pb::ClaimResult {
+            message_id: id.to_owned(),
+            outcome: outcome.into(),
+            platform_message_id: answer.map(|a| a.platform_message_id.clone()).unwrap_or_default(),
+            answered_at: answer.map(|a| a.at.into()),
         }
     }
 
-    /// From the wire; None for UNSPECIFIED or an unknown number.
-    pub fn from_proto(value: i32) -> Option<Self> {
-        match pb::ClaimOutcome::try_from(value).ok()? {
-            pb::ClaimOutcome::Unspecified => None,
-            pb::ClaimOutcome::Claimed => Some(ClaimOutcome::Claimed),
-            pb::ClaimOutcome::AlreadyClaimed => Some(ClaimOutcome::AlreadyClaimed),
-            pb::ClaimOutcome::NotFound => Some(ClaimOutcome::NotFound),
-        }
+    /// From the wire; None for UNSPECIFIED, an unknown number, or an answer
+    /// without its time.
+    pub fn from_proto(result: &pb::ClaimResult) -> Option<Self> {
+        Some(match pb::ClaimOutcome::try_from(result.outcome).ok()? {
+            pb::ClaimOutcome::Unspecified => return None,
+            pb::ClaimOutcome::Claimed => ClaimOutcome::Claimed,
+            pb::ClaimOutcome::AlreadyClaimed => ClaimOutcome::AlreadyClaimed,
+            pb::ClaimOutcome::NotFound => ClaimOutcome::NotFound,
+            pb::ClaimOutcome::Uncertain => ClaimOutcome::Uncertain,
+            pb::ClaimOutcome::Answered => ClaimOutcome::Answered(PlatformAnswer {
+                platform_message_id: result.platform_message_id.clone(),
+                at: Timestamp::from(result.answered_at?),
+            }),
+        })
     }
 }
 
@@ -268,9 +300,19 @@ mod tests {
             ClaimOutcome::Claimed,
             ClaimOutcome::AlreadyClaimed,
             ClaimOutcome::NotFound,
+            ClaimOutcome::Uncertain,
+            ClaimOutcome::Answered(PlatformAnswer {
+                platform_message_id: "wamid.1".into(),
+                at: Timestamp::from_micros(1_700_000_000_000_001),
+            }),
         ] {
-            assert_eq!(ClaimOutcome::from_proto(o.to_proto().into()), Some(o));
+            assert_eq!(ClaimOutcome::from_proto(&o.to_proto("m")), Some(o));
         }
+        let answered_without_time = pb::ClaimResult {
+            outcome: pb::ClaimOutcome::Answered.into(),
+            ..Default::default()
+        };
+        assert_eq!(ClaimOutcome::from_proto(&answered_without_time), None);
         for o in [
             PutChannelOutcome::Created,
             PutChannelOutcome::Unchanged,
@@ -285,7 +327,11 @@ mod tests {
         assert_eq!(PutChannelOutcome::from_proto(0), None);
         assert_eq!(PutOutcome::from_proto(0), None);
         assert_eq!(TransitionOutcome::from_proto(99), None);
-        assert_eq!(ClaimOutcome::from_proto(-1), None);
+        let unknown = pb::ClaimResult {
+            outcome: -1,
+            ..Default::default()
+        };
+        assert_eq!(ClaimOutcome::from_proto(&unknown), None);
     }
 }
 

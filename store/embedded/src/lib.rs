@@ -13,6 +13,7 @@
 //! - The file is versioned (`schema`) and survives a killed process:
 //!   WAL with `synchronous=NORMAL` by default, `FULL` for power cuts.
 
+mod claims;
 mod db_error;
 mod queries;
 mod readers;
@@ -36,7 +37,7 @@ use self::writer::Writer;
 use chat4all_store::paging;
 use chat4all_store::{
     ChannelPage, ClaimOutcome, InboundResult, MessageCursor, MessageStore, NewInbound, NewMessage, Page,
-    PutChannelOutcome, PutResult, StatusChange, StoreError, TransitionResult,
+    PlatformAnswer, PutChannelOutcome, PutResult, StatusChange, StoreError, TransitionResult,
 };
 
 /// How hard each commit is pushed to disk.
@@ -183,7 +184,7 @@ impl MessageStore for EmbeddedStore {
         let limit = paging::page_size(limit);
         self.inner
             .readers
-            .read(move |conn| queries::stuck(conn, status, created_before, limit))
+            .read(move |conn| queries::stuck(conn, status, created_before, limit, Timestamp::now()))
             .await
     }
 
@@ -204,6 +205,7 @@ impl MessageStore for EmbeddedStore {
         &self,
         ids: &[MessageId],
         claimant: &str,
+        lease: Duration,
     ) -> Result<Vec<ClaimOutcome>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -212,7 +214,37 @@ impl MessageStore for EmbeddedStore {
         let claimant = claimant.to_owned();
         self.inner
             .writer
-            .submit(move |conn| writes::claim_for_send(conn, &ids, &claimant, Timestamp::now()))
+            .submit(move |conn| claims::claim_for_send(conn, &ids, &claimant, lease, Timestamp::now()))
+            .await
+    }
+
+    async fn renew_claim(
+        &self,
+        id: MessageId,
+        claimant: &str,
+        lease: Duration,
+        calling: bool,
+    ) -> Result<bool, StoreError> {
+        let claimant = claimant.to_owned();
+        self.inner
+            .writer
+            .submit(move |conn| claims::renew_claim(conn, &id, &claimant, lease, calling, Timestamp::now()))
+            .await
+    }
+
+    async fn record_answer(&self, id: MessageId, answer: &PlatformAnswer) -> Result<(), StoreError> {
+        let answer = answer.clone();
+        self.inner
+            .writer
+            .submit(move |conn| claims::record_answer(conn, &id, &answer))
+            .await
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.inner
+            .writer
+            .submit(move |conn| claims::acquire_lease(conn, &name, &holder, ttl, Timestamp::now()))
             .await
     }
 
@@ -224,7 +256,7 @@ impl MessageStore for EmbeddedStore {
         let claimant = claimant.to_owned();
         self.inner
             .writer
-            .submit(move |conn| writes::release_claims(conn, &ids, &claimant))
+            .submit(move |conn| claims::release_claims(conn, &ids, &claimant))
             .await
     }
 
@@ -341,7 +373,10 @@ mod tests {
             let results = store.apply_transitions(vec![sent(m.id, "tg-1")]).await.unwrap();
             assert_eq!(results[0].outcome, TransitionOutcome::Applied);
             assert_eq!(
-                store.claim_for_send(&[m.id], "sidecar-a").await.unwrap(),
+                store
+                    .claim_for_send(&[m.id], "sidecar-a", Duration::from_secs(60))
+                    .await
+                    .unwrap(),
                 [ClaimOutcome::Claimed]
             );
             store.close().await;
@@ -361,7 +396,10 @@ mod tests {
         assert_eq!(got.platform_message_id, "tg-1");
         assert_eq!(got.history.len(), 2);
         assert_eq!(
-            store.claim_for_send(&[m.id], "sidecar-b").await.unwrap(),
+            store
+                .claim_for_send(&[m.id], "sidecar-b", Duration::from_secs(60))
+                .await
+                .unwrap(),
             [ClaimOutcome::AlreadyClaimed]
         );
         let by_external = MessageRef::External {

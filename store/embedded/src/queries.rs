@@ -141,17 +141,24 @@ pub(super) fn stuck(
     status: DeliveryStatus,
     before: Timestamp,
     limit: u32,
+    now: Timestamp,
 ) -> Result<Vec<pb::Message>, StoreError> {
     const SQL: &str = concat!(
         "SELECT ",
         message_columns!(),
         " FROM messages WHERE status = ?1 AND created_at < ?2 \
-         AND (status != 'ROUTED' OR claimed_by IS NULL) ORDER BY created_at LIMIT ?3"
+         AND (status != 'ROUTED' OR claimed_by IS NULL OR claim_lease_until <= ?4) \
+         ORDER BY created_at LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(SQL).map_err(db_error)?;
     let raws = stmt
         .query_map(
-            params![status.as_str(), before.as_micros(), i64::from(limit)],
+            params![
+                status.as_str(),
+                before.as_micros(),
+                i64::from(limit),
+                now.as_micros()
+            ],
             RawMessage::from_row,
         )
         .map_err(db_error)?

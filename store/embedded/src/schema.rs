@@ -19,7 +19,7 @@ use crate::db_error::db_error;
 use chat4all_store::StoreError;
 
 /// The migrations, in order; never edit one that shipped, append another.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 const V1: &str = "
 CREATE TABLE messages (
@@ -124,6 +124,23 @@ CREATE INDEX inbound_keys_by_expiry ON inbound_keys (expires_at);
 const V5: &str = "
 CREATE INDEX messages_by_conversation_time ON messages (conversation_id, created_at, id);
 DROP INDEX messages_by_conversation;
+";
+
+/// Claims become leases that say what their holder left (a call in
+/// flight, the platform's answer), named leases keep one job of a kind
+/// running, and a message may ask to be sent again after an ambiguous call.
+const V6: &str = "
+ALTER TABLE messages ADD COLUMN claim_lease_until INTEGER;
+ALTER TABLE messages ADD COLUMN claim_calling     INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN answer_id         TEXT;
+ALTER TABLE messages ADD COLUMN answered_at       INTEGER;
+ALTER TABLE messages ADD COLUMN at_least_once     INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE leases (
+    name   TEXT    NOT NULL PRIMARY KEY,
+    holder TEXT    NOT NULL,
+    until  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
 ";
 
 /// The one connection that writes: WAL, so readers never wait for it.

@@ -6,7 +6,7 @@
 //! writer thread runs them one after another, which is what makes the
 //! read-decide-write of a transition atomic without any lock of ours.
 
-use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
+use chat4all_domain::{DeliveryStatus, Timestamp};
 use chat4all_proto::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -19,8 +19,8 @@ use chat4all_store::backend_rules::{
 };
 use chat4all_store::stored_rows::{ChannelColumns, DeliveryState, HistoryEntry, metadata_to_json};
 use chat4all_store::{
-    ClaimOutcome, InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, PutChannelOutcome,
-    PutOutcome, PutResult, StatusChange, StoreError, TransitionResult,
+    InboundOutcome, InboundResult, MessageRef, NewInbound, NewMessage, PutChannelOutcome, PutOutcome,
+    PutResult, StatusChange, StoreError, TransitionResult,
 };
 
 pub(super) fn put_message(
@@ -180,44 +180,6 @@ fn append_history(
         recorded_at.as_micros(),
     ])
     .map_err(db_error)?;
-    Ok(())
-}
-
-pub(super) fn claim_for_send(
-    conn: &Connection,
-    ids: &[MessageId],
-    claimant: &str,
-    now: Timestamp,
-) -> Result<Vec<ClaimOutcome>, StoreError> {
-    let mut outcomes = Vec::with_capacity(ids.len());
-    for id in ids {
-        let claimed = conn
-            .prepare_cached(
-                "UPDATE messages SET claimed_by = ?2, claimed_at = ?3 WHERE id = ?1 AND claimed_by IS NULL",
-            )
-            .map_err(db_error)?
-            .execute(params![id.to_string(), claimant, now.as_micros()])
-            .map_err(db_error)?;
-        outcomes.push(if claimed == 1 {
-            ClaimOutcome::Claimed
-        } else if queries::message_exists(conn, id)? {
-            ClaimOutcome::AlreadyClaimed
-        } else {
-            ClaimOutcome::NotFound
-        });
-    }
-    Ok(outcomes)
-}
-
-pub(super) fn release_claims(conn: &Connection, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {
-    for id in ids {
-        conn.prepare_cached(
-            "UPDATE messages SET claimed_by = NULL, claimed_at = NULL WHERE id = ?1 AND claimed_by = ?2",
-        )
-        .map_err(db_error)?
-        .execute(params![id.to_string(), claimant])
-        .map_err(db_error)?;
-    }
     Ok(())
 }
 
@@ -452,6 +414,7 @@ fn stored_channel(conn: &Connection, id: &str) -> Result<pb::Channel, StoreError
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use chat4all_domain::MessageId;
     use chat4all_store::backend_rules::history_detail as detail;
 
     #[test]

@@ -13,8 +13,8 @@ use tonic::transport::{Channel, Endpoint};
 use super::convert;
 use super::status::from_status;
 use chat4all_store::{
-    ChannelPage, ClaimOutcome, InboundResult, MessageStore, NewInbound, NewMessage, Page, PutChannelOutcome,
-    PutResult, StatusChange, StoreError, TransitionResult,
+    ChannelPage, ClaimOutcome, InboundResult, MessageStore, NewInbound, NewMessage, Page, PlatformAnswer,
+    PutChannelOutcome, PutResult, StatusChange, StoreError, TransitionResult,
 };
 
 /// How long a connection attempt may take before the call fails as
@@ -146,6 +146,7 @@ impl MessageStore for StoreClient {
         &self,
         ids: &[MessageId],
         claimant: &str,
+        lease: Duration,
     ) -> Result<Vec<ClaimOutcome>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -153,6 +154,7 @@ impl MessageStore for StoreClient {
         let request = pb::ClaimForSendRequest {
             message_ids: ids.iter().map(ToString::to_string).collect(),
             claimant: claimant.to_owned(),
+            lease: Some(convert::lease_to_proto(lease, convert::field::LEASE)?),
         };
         let response = self
             .rpc()
@@ -232,6 +234,54 @@ impl MessageStore for StoreClient {
             .await
             .map_err(|s| from_status(&s))?;
         convert::inbound_result_from_proto(response.into_inner())
+    }
+
+    async fn renew_claim(
+        &self,
+        id: MessageId,
+        claimant: &str,
+        lease: Duration,
+        calling: bool,
+    ) -> Result<bool, StoreError> {
+        let request = pb::RenewClaimRequest {
+            message_id: id.to_string(),
+            claimant: claimant.to_owned(),
+            lease: Some(convert::lease_to_proto(lease, convert::field::LEASE)?),
+            calling,
+        };
+        let response = self
+            .rpc()
+            .renew_claim(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(response.into_inner().held)
+    }
+
+    async fn record_answer(&self, id: MessageId, answer: &PlatformAnswer) -> Result<(), StoreError> {
+        let request = pb::RecordAnswerRequest {
+            message_id: id.to_string(),
+            platform_message_id: answer.platform_message_id.clone(),
+            answered_at: Some(answer.at.into()),
+        };
+        self.rpc()
+            .record_answer(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(())
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let request = pb::AcquireLeaseRequest {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            ttl: Some(convert::lease_to_proto(ttl, convert::field::TTL)?),
+        };
+        let response = self
+            .rpc()
+            .acquire_lease(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(response.into_inner().held)
     }
 
     async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {

@@ -11,7 +11,8 @@ use chat4all_proto::v1 as pb;
 
 use chat4all_store::{
     BadStatusUpdate, ChannelPage, ClaimOutcome, InboundOutcome, InboundResult, NewInbound, NewMessage, Page,
-    PutChannelOutcome, PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome, TransitionResult,
+    PlatformAnswer, PutChannelOutcome, PutOutcome, PutResult, StatusChange, StoreError, TransitionOutcome,
+    TransitionResult,
 };
 
 /// The names of request fields a `StoreError::Invalid` may blame, as the
@@ -45,6 +46,10 @@ pub(super) mod field {
         chat4all_store::backend_rules::INBOUND_EXTERNAL_MESSAGE_ID_FIELD;
     pub(crate) const INBOUND_MESSAGE_ID: &str = chat4all_store::backend_rules::INBOUND_MESSAGE_ID_FIELD;
     pub(crate) const DEDUP_WINDOW: &str = "dedup_window";
+    pub(crate) const LEASE: &str = "lease";
+    pub(crate) const TTL: &str = "ttl";
+    pub(crate) const LEASE_NAME: &str = "name";
+    pub(crate) const ANSWERED_AT: &str = "answered_at";
 
     /// Every name above, so a client can hand back the `&'static str` a
     /// server named.
@@ -71,6 +76,10 @@ pub(super) mod field {
         INBOUND_EXTERNAL_MESSAGE_ID,
         INBOUND_MESSAGE_ID,
         DEDUP_WINDOW,
+        LEASE,
+        TTL,
+        LEASE_NAME,
+        ANSWERED_AT,
     ];
 }
 
@@ -229,6 +238,43 @@ fn status_change_from_proto(i: usize, u: pb::StatusUpdate) -> Result<StatusChang
     })
 }
 
+/// A lease's length on the wire; required, and more than nothing.
+pub(super) fn lease_to_proto(
+    lease: std::time::Duration,
+    name: &'static str,
+) -> Result<prost_types::Duration, StoreError> {
+    prost_types::Duration::try_from(lease).map_err(|e| invalid(name, e.to_string()))
+}
+
+/// A lease's length from the wire: a claim or lease for no time at all is
+/// the caller's mistake, not a default.
+pub(super) fn lease_from_proto(
+    lease: Option<prost_types::Duration>,
+    name: &'static str,
+) -> Result<std::time::Duration, StoreError> {
+    let lease = lease.ok_or_else(|| invalid(name, "is required".to_owned()))?;
+    let lease = std::time::Duration::try_from(lease).map_err(|e| invalid(name, e.to_string()))?;
+    if lease.is_zero() {
+        return Err(invalid(name, "must be more than zero".to_owned()));
+    }
+    Ok(lease)
+}
+
+pub(super) fn message_id_field(id: &str, name: &'static str) -> Result<MessageId, StoreError> {
+    id.parse()
+        .map_err(|e: chat4all_domain::IdError| invalid(name, e.to_string()))
+}
+
+pub(super) fn answer_from_proto(r: &pb::RecordAnswerRequest) -> Result<PlatformAnswer, StoreError> {
+    let at = r
+        .answered_at
+        .ok_or_else(|| invalid(field::ANSWERED_AT, "is required".to_owned()))?;
+    Ok(PlatformAnswer {
+        platform_message_id: r.platform_message_id.clone(),
+        at: at.into(),
+    })
+}
+
 pub(super) fn claim_ids_from_proto(ids: &[String]) -> Result<Vec<MessageId>, StoreError> {
     ids.iter()
         .enumerate()
@@ -277,10 +323,7 @@ pub(super) fn claim_results_to_proto(
     let results = ids
         .iter()
         .zip(outcomes)
-        .map(|(id, outcome)| pb::ClaimResult {
-            message_id: id.to_string(),
-            outcome: outcome.to_proto().into(),
-        })
+        .map(|(id, outcome)| outcome.to_proto(&id.to_string()))
         .collect();
     pb::ClaimForSendResponse { results }
 }
@@ -432,7 +475,7 @@ pub(super) fn claim_results_from_proto(
                     result.message_id
                 )));
             }
-            ClaimOutcome::from_proto(result.outcome)
+            ClaimOutcome::from_proto(&result)
                 .ok_or_else(|| unexpected(format!("claim outcome {}", result.outcome)))
         })
         .collect()
@@ -641,11 +684,21 @@ mod tests {
         ));
 
         let ids = [MessageId::generate(), MessageId::generate()];
-        let outcomes = vec![ClaimOutcome::Claimed, ClaimOutcome::NotFound];
+        let answered = ClaimOutcome::Answered(PlatformAnswer {
+            platform_message_id: "wamid.9".into(),
+            at: chat4all_domain::Timestamp::from_micros(1_700_000_000_123_456),
+        });
+        let ids = [ids[0], ids[1], MessageId::generate(), MessageId::generate()];
+        let outcomes = vec![
+            ClaimOutcome::Claimed,
+            ClaimOutcome::NotFound,
+            answered,
+            ClaimOutcome::Uncertain,
+        ];
         let wire = claim_results_to_proto(&ids, outcomes.clone());
         assert_eq!(claim_results_from_proto(wire.clone(), &ids).unwrap(), outcomes);
         assert!(matches!(
-            claim_results_from_proto(wire, &[ids[1], ids[0]]),
+            claim_results_from_proto(wire, &[ids[1], ids[0], ids[2], ids[3]]),
             Err(StoreError::Corrupt(_))
         ));
     }

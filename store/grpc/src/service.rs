@@ -139,8 +139,62 @@ impl<S: MessageStore + ?Sized> MessageStoreRpc for StoreService<S> {
         answer(async {
             let request = request.into_inner();
             let ids = convert::claim_ids_from_proto(&request.message_ids)?;
-            let outcomes = self.store.claim_for_send(&ids, &request.claimant).await?;
+            let lease = convert::lease_from_proto(request.lease, convert::field::LEASE)?;
+            let outcomes = self.store.claim_for_send(&ids, &request.claimant, lease).await?;
             Ok(convert::claim_results_to_proto(&ids, outcomes))
+        })
+        .await
+    }
+
+    async fn renew_claim(
+        &self,
+        request: Request<pb::RenewClaimRequest>,
+    ) -> Result<Response<pb::RenewClaimResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            let id = convert::message_id_field(&request.message_id, convert::field::GET_MESSAGE_ID)?;
+            let lease = convert::lease_from_proto(request.lease, convert::field::LEASE)?;
+            let held = self
+                .store
+                .renew_claim(id, &request.claimant, lease, request.calling)
+                .await?;
+            Ok(pb::RenewClaimResponse { held })
+        })
+        .await
+    }
+
+    async fn record_answer(
+        &self,
+        request: Request<pb::RecordAnswerRequest>,
+    ) -> Result<Response<pb::RecordAnswerResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            let id = convert::message_id_field(&request.message_id, convert::field::GET_MESSAGE_ID)?;
+            let platform_answer = convert::answer_from_proto(&request)?;
+            self.store.record_answer(id, &platform_answer).await?;
+            Ok(pb::RecordAnswerResponse {})
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        request: Request<pb::AcquireLeaseRequest>,
+    ) -> Result<Response<pb::AcquireLeaseResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            if request.name.is_empty() {
+                return Err(chat4all_store::StoreError::Invalid {
+                    field: convert::field::LEASE_NAME,
+                    reason: "is required".to_owned(),
+                });
+            }
+            let ttl = convert::lease_from_proto(request.ttl, convert::field::TTL)?;
+            let held = self
+                .store
+                .acquire_lease(&request.name, &request.holder, ttl)
+                .await?;
+            Ok(pb::AcquireLeaseResponse { held })
         })
         .await
     }

@@ -95,10 +95,23 @@ async fn malformed_ids_are_invalid_arguments_naming_the_field() {
         .claim_for_send(pb::ClaimForSendRequest {
             message_ids: vec!["nope".into()],
             claimant: "s".into(),
+            lease: Some(chat4all_proto::Duration {
+                seconds: 30,
+                nanos: 0,
+            }),
         })
         .await
         .unwrap_err();
     assert_eq!(field_of(err), "message_ids");
+    let err = raw
+        .claim_for_send(pb::ClaimForSendRequest {
+            message_ids: vec![MessageId::generate().to_string()],
+            claimant: "s".into(),
+            lease: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(err), "lease", "a claim for no time is refused");
     let err = raw
         .list_messages(pb::StoreListMessagesRequest {
             conversation_id: "c-1".into(),

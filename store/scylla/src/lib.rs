@@ -54,8 +54,8 @@ pub use self::config::{ConsistencyLevel, Replication, ScyllaConfig, ScyllaStoreO
 pub use self::schema::MigrationReport;
 use self::statements::Statements;
 use chat4all_store::{
-    ChannelPage, ClaimOutcome, InboundResult, MessageStore, NewInbound, NewMessage, Page, PutChannelOutcome,
-    PutResult, StatusChange, StoreError, TransitionResult,
+    ChannelPage, ClaimOutcome, InboundResult, MessageStore, NewInbound, NewMessage, Page, PlatformAnswer,
+    PutChannelOutcome, PutResult, StatusChange, StoreError, TransitionResult,
 };
 
 /// The Scylla-backed [`MessageStore`]. Cheap to clone: clones share one
@@ -249,8 +249,27 @@ impl MessageStore for ScyllaStore {
         &self,
         ids: &[MessageId],
         claimant: &str,
+        lease: Duration,
     ) -> Result<Vec<ClaimOutcome>, StoreError> {
-        claims::claim(&self.db, ids, claimant).await
+        claims::claim(&self.db, ids, claimant, lease).await
+    }
+
+    async fn renew_claim(
+        &self,
+        id: MessageId,
+        claimant: &str,
+        lease: Duration,
+        calling: bool,
+    ) -> Result<bool, StoreError> {
+        claims::renew(&self.db, id, claimant, lease, calling).await
+    }
+
+    async fn record_answer(&self, id: MessageId, answer: &PlatformAnswer) -> Result<(), StoreError> {
+        claims::record_answer(&self.db, id, answer).await
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        claims::acquire_lease(&self.db, name, holder, ttl).await
     }
 
     async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {

@@ -28,7 +28,7 @@ pub(super) struct Migration {
 }
 
 /// Every migration, in order.
-pub(super) const MIGRATIONS: &[Migration] = &[V1];
+pub(super) const MIGRATIONS: &[Migration] = &[V1, V2];
 
 /// The version this build reads and writes.
 pub(super) fn latest() -> i32 {
@@ -166,6 +166,32 @@ const V1: Migration = Migration {
         ) WITH compaction = {'class': 'TimeWindowCompactionStrategy', \
           'compaction_window_unit': 'HOURS', 'compaction_window_size': 6}
           AND gc_grace_seconds = 10800",
+    ],
+};
+
+/// Claims become leases that say what their holder left (a call in
+/// flight, the platform's answer), and named leases keep one job of a kind
+/// running. New tables rather than new columns: `ALTER TABLE … ADD` cannot
+/// be made idempotent on every cluster we support, and a migration cut
+/// short must be safe to run again.
+const V2: Migration = Migration {
+    version: 2,
+    description: "claim leases with the platform's answer, named leases",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS send_claims (
+            message_id text PRIMARY KEY,
+            claimant text,
+            claimed_at bigint,
+            lease_until bigint,
+            calling boolean,
+            answer_id text,
+            answer_at bigint
+        )",
+        "CREATE TABLE IF NOT EXISTS leases (
+            name text PRIMARY KEY,
+            holder text,
+            until bigint
+        )",
     ],
 };
 

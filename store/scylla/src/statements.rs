@@ -156,11 +156,27 @@ statements! {
     take_over_idempotency_key: Lwt = "UPDATE idempotency_keys USING TTL ? SET message_id = ?, \
          written_at = ? WHERE idempotency_key = ? IF message_id = ?";
 
-    // Claims.
-    insert_claim: Lwt =
-        "INSERT INTO claims (message_id, claimant, claimed_at) VALUES (?, ?, ?) IF NOT EXISTS";
-    delete_claim: Lwt = "DELETE FROM claims WHERE message_id = ? IF claimant = ?";
-    claimant: Read = "SELECT claimant FROM claims WHERE message_id = ?";
+    // Claims: leases on the one platform call (`send_claims`; the
+    // lease-less `claims` of schema version 1 is no longer written).
+    insert_send_claim: Lwt = "INSERT INTO send_claims (message_id, claimant, claimed_at, lease_until, \
+         calling) VALUES (?, ?, ?, ?, true) IF NOT EXISTS";
+    send_claim: Read = "SELECT claimant, lease_until, calling, answer_id, answer_at FROM send_claims \
+         WHERE message_id = ?";
+    send_claim_serial: SerialRead = "SELECT claimant, lease_until, calling, answer_id, answer_at \
+         FROM send_claims WHERE message_id = ?";
+    /// An expired claim, to whoever read it last.
+    take_over_send_claim: Lwt = "UPDATE send_claims SET claimant = ?, claimed_at = ?, lease_until = ?, \
+         calling = true WHERE message_id = ? IF claimant = ? AND lease_until = ?";
+    renew_send_claim: Lwt =
+        "UPDATE send_claims SET lease_until = ?, calling = ? WHERE message_id = ? IF claimant = ?";
+    answer_send_claim: Lwt = "UPDATE send_claims SET answer_id = ?, answer_at = ?, calling = false \
+         WHERE message_id = ? IF EXISTS";
+    delete_send_claim: Lwt = "DELETE FROM send_claims WHERE message_id = ? IF claimant = ?";
+
+    // Named leases.
+    insert_lease: Lwt = "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) IF NOT EXISTS";
+    lease_serial: SerialRead = "SELECT holder, until FROM leases WHERE name = ?";
+    take_lease: Lwt = "UPDATE leases SET holder = ?, until = ? WHERE name = ? IF holder = ? AND until = ?";
 
     // Channels.
     /// A new channel; not applied when the id is taken.
@@ -264,8 +280,13 @@ mod tests {
             "update_state",
             "insert_external_id",
             "insert_idempotency_key",
-            "insert_claim",
-            "delete_claim",
+            "insert_send_claim",
+            "take_over_send_claim",
+            "renew_send_claim",
+            "answer_send_claim",
+            "delete_send_claim",
+            "insert_lease",
+            "take_lease",
             "insert_channel",
             "insert_channel_vendor",
             "insert_inbound_key",
@@ -312,7 +333,8 @@ mod tests {
             ("pending_messages", &["status", "bucket"]),
             ("external_ids", &["platform", "external_id"]),
             ("idempotency_keys", &["idempotency_key"]),
-            ("claims", &["message_id"]),
+            ("send_claims", &["message_id"]),
+            ("leases", &["name"]),
             ("channels", &["id"]),
             ("channels_by_vendor", &["vendor_name", "vendor_channel_id"]),
             ("channel_listing", &["scope", "shard"]),

@@ -5,8 +5,9 @@
 //!   account-scoped id being the conversation;
 //! - an echo → never an inbound message (it is the page talking). With our
 //!   metadata it confirms our send (its mid and platform stamp go to the
-//!   index); without, someone typed in the page's inbox. Both are counted
-//!   (`chat4all_echoes_total{platform,ours}`) and, for now, dropped;
+//!   index) and becomes a SENT receipt, which settles a send whose HTTP
+//!   answer never came; without, someone typed in the page's inbox and it
+//!   is dropped. Both are counted (`chat4all_echoes_total{platform,ours}`);
 //! - `delivery` → DELIVERED receipts: one per listed mid, and one per send
 //!   of ours to that person at or before the watermark not yet reported
 //!   (see [`super::sent`]); ignored on a platform without delivery receipts;
@@ -64,7 +65,15 @@ impl MetaAdapter {
             .increment(1);
     }
 
-    fn echo(&self, recipient: Option<&str>, mid: &str, metadata: Option<&str>, at_ms: Option<i64>) {
+    /// An echo of ours confirms the send as a SENT receipt: after a call
+    /// that timed out, it is how the sidecar learns the platform took it.
+    fn echo(
+        &self,
+        recipient: Option<&str>,
+        mid: &str,
+        metadata: Option<&str>,
+        at_ms: Option<i64>,
+    ) -> Option<pb::PlatformEvent> {
         let ours = metadata.and_then(OurIds::decode);
         let known = match (&ours, recipient) {
             (Some(ours), Some(recipient)) => self.sent.echoed(recipient, &ours.message_id, mid, at_ms),
@@ -77,8 +86,20 @@ impl MetaAdapter {
             platform = self.platform.name,
             ours = ours.is_some(),
             known,
-            "echo dropped"
+            "echo"
         );
+        let ours = ours?;
+        Some(pb::PlatformEvent {
+            event: Some(Event::Receipt(pb::Receipt {
+                platform_message_id: mid.to_owned(),
+                message_id: ours.message_id,
+                conversation_id: ours.conversation_id,
+                status: pb::DeliveryStatus::Sent as i32,
+                at: Some(timestamp(at_ms)),
+                failure: None,
+            })),
+            traceparent: ours.traceparent,
+        })
     }
 
     /// Receipts at `progress` for the listed mids, then for every send the
@@ -244,7 +265,7 @@ impl PlatformAdapter for MetaAdapter {
                     mid,
                     metadata,
                     timestamp_ms,
-                } => self.echo(recipient.as_deref(), &mid, metadata.as_deref(), timestamp_ms),
+                } => events.extend(self.echo(recipient.as_deref(), &mid, metadata.as_deref(), timestamp_ms)),
                 MessagingEvent::Delivery {
                     sender,
                     mids,
@@ -340,6 +361,7 @@ mod tests {
             user_products: false,
             max_text_length: 2000,
             default_rate_per_second: 300.0,
+            send_echoes: true,
         },
         max_metadata_len: 1000,
         unsupported_reason: |_| "no",
@@ -428,8 +450,20 @@ mod tests {
              "message": {"mid": "m_in", "text": "hello"}}
         ]));
         let events = a.parse_webhook(&body).unwrap();
-        assert_eq!(events.len(), 1);
-        let Some(Event::Inbound(m)) = &events[0].event else {
+        assert_eq!(events.len(), 2, "our echo and the inbound text: {events:?}");
+        let Some(Event::Receipt(echo)) = &events[0].event else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            (
+                echo.message_id.as_str(),
+                echo.platform_message_id.as_str(),
+                echo.status
+            ),
+            ("ours-1", "m_1", pb::DeliveryStatus::Sent as i32),
+            "our echo confirms the send"
+        );
+        let Some(Event::Inbound(m)) = &events[1].event else {
             panic!("{events:?}")
         };
         assert_eq!(

@@ -2,23 +2,34 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chat4all_domain::{DeliveryStatus, MessageId};
+use std::time::Duration;
+
+use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
 use chat4all_proto::v1 as pb;
 
 use super::support::*;
-use crate::{ClaimOutcome, NewMessage, SharedStore};
+use crate::{ClaimOutcome, NewMessage, PlatformAnswer, SharedStore};
+
+/// Longer than any check runs.
+const LEASE: Duration = Duration::from_secs(120);
+/// Short enough to wait out.
+const SHORT: Duration = Duration::from_millis(400);
+
+async fn outlive_short_leases() {
+    tokio::time::sleep(SHORT + Duration::from_millis(250)).await;
+}
 
 /// A released claim can be taken again; only its holder releases it.
 pub async fn released_claims_are_claimable_again(store: SharedStore) {
     let conv = conversation("release");
     let a = message_id(&put(&store, new_message(&conv, "a")).await);
     assert_eq!(
-        store.claim_for_send(&[a], "sidecar-1").await.unwrap(),
+        store.claim_for_send(&[a], "sidecar-1", LEASE).await.unwrap(),
         [ClaimOutcome::Claimed]
     );
     store.release_claims(&[a], "sidecar-2").await.unwrap();
     assert_eq!(
-        store.claim_for_send(&[a], "sidecar-2").await.unwrap(),
+        store.claim_for_send(&[a], "sidecar-2", LEASE).await.unwrap(),
         [ClaimOutcome::AlreadyClaimed]
     );
     store
@@ -26,7 +37,7 @@ pub async fn released_claims_are_claimable_again(store: SharedStore) {
         .await
         .unwrap();
     assert_eq!(
-        store.claim_for_send(&[a], "sidecar-2").await.unwrap(),
+        store.claim_for_send(&[a], "sidecar-2", LEASE).await.unwrap(),
         [ClaimOutcome::Claimed]
     );
     store.release_claims(&[], "sidecar-2").await.unwrap();
@@ -41,23 +52,37 @@ pub async fn claim_first_wins(store: SharedStore) {
     let unknown = MessageId::generate();
 
     assert_eq!(
-        store.claim_for_send(&[a, unknown], "sidecar-1").await.unwrap(),
+        store
+            .claim_for_send(&[a, unknown], "sidecar-1", LEASE)
+            .await
+            .unwrap(),
         [ClaimOutcome::Claimed, ClaimOutcome::NotFound]
     );
     assert_eq!(
-        store.claim_for_send(&[a], "sidecar-2").await.unwrap(),
+        store.claim_for_send(&[a], "sidecar-2", LEASE).await.unwrap(),
         [ClaimOutcome::AlreadyClaimed]
     );
     assert_eq!(
-        store.claim_for_send(&[a], "sidecar-1").await.unwrap(),
+        store.claim_for_send(&[a], "sidecar-1", LEASE).await.unwrap(),
         [ClaimOutcome::AlreadyClaimed]
     );
-    assert!(store.claim_for_send(&[], "sidecar-1").await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_for_send(&[], "sidecar-1", LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let racers: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.claim_for_send(&[b], &format!("sidecar-{i}")).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .claim_for_send(&[b], &format!("sidecar-{i}"), LEASE)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -91,7 +116,10 @@ pub async fn stuck_messages_are_found_oldest_first(store: SharedStore) {
         ])
         .await
         .unwrap();
-    store.claim_for_send(&[claimed], "sidecar-a").await.unwrap();
+    store
+        .claim_for_send(&[claimed], "sidecar-a", LEASE)
+        .await
+        .unwrap();
 
     // Other checks (and earlier runs on a shared cluster) leave messages
     // too: look only at this conversation's.
@@ -129,4 +157,121 @@ pub async fn stuck_messages_are_found_oldest_first(store: SharedStore) {
         [routed],
         "ROUTED and unclaimed only: {claimed} is a sidecar's already"
     );
+}
+
+/// A claim whose lease ran out is taken over, and the taker learns what the
+/// holder left: an answer (announce it), a call in flight (the platform may
+/// have acted), or nothing (call). A live lease keeps everyone else out,
+/// and a holder that lost its claim cannot renew it.
+pub async fn expired_claims_tell_what_their_holder_left(store: SharedStore) {
+    let conv = conversation("lease");
+    let calling = message_id(&put(&store, new_message(&conv, "calling")).await);
+    let idle = message_id(&put(&store, new_message(&conv, "idle")).await);
+    let answered = message_id(&put(&store, new_message(&conv, "answered")).await);
+    let claims = store
+        .claim_for_send(&[calling, idle, answered], "dying", SHORT)
+        .await
+        .unwrap();
+    assert_eq!(claims, vec![ClaimOutcome::Claimed; 3]);
+    // Between attempts, after a call the platform refused for now.
+    assert!(store.renew_claim(idle, "dying", SHORT, false).await.unwrap());
+    assert!(!store.renew_claim(idle, "other", SHORT, false).await.unwrap());
+    let answer = PlatformAnswer {
+        platform_message_id: "wamid.lease".into(),
+        at: Timestamp::from_micros(t(5).as_micros() + 123),
+    };
+    store.record_answer(answered, &answer).await.unwrap();
+    assert_eq!(
+        store
+            .claim_for_send(&[calling, idle, answered], "taker", LEASE)
+            .await
+            .unwrap(),
+        vec![ClaimOutcome::AlreadyClaimed; 3],
+        "live leases keep others out"
+    );
+
+    outlive_short_leases().await;
+    assert_eq!(
+        store
+            .claim_for_send(&[calling, idle, answered], "taker", LEASE)
+            .await
+            .unwrap(),
+        [
+            ClaimOutcome::Uncertain,
+            ClaimOutcome::Claimed,
+            ClaimOutcome::Answered(answer.clone())
+        ]
+    );
+    assert!(
+        !store.renew_claim(calling, "dying", LEASE, true).await.unwrap(),
+        "the claim moved on"
+    );
+    assert!(store.renew_claim(calling, "taker", LEASE, true).await.unwrap());
+    assert_eq!(
+        store
+            .claim_for_send(&[calling, idle], "third", LEASE)
+            .await
+            .unwrap(),
+        vec![ClaimOutcome::AlreadyClaimed; 2],
+        "the taker holds them now"
+    );
+    assert!(
+        !store
+            .renew_claim(MessageId::generate(), "taker", LEASE, true)
+            .await
+            .unwrap()
+    );
+}
+
+/// A ROUTED message whose claim expired is stuck again: its holder died
+/// before the status was announced.
+pub async fn expired_claims_are_stuck_again(store: SharedStore) {
+    let conv = conversation("expired");
+    let old = NewMessage {
+        created_at: t(-60),
+        ..new_message(&conv, "expired")
+    };
+    let expired = message_id(&put(&store, old.clone()).await);
+    let live = message_id(
+        &put(
+            &store,
+            NewMessage {
+                id: MessageId::generate(),
+                ..old
+            },
+        )
+        .await,
+    );
+    store
+        .apply_transitions(vec![
+            change(expired, DeliveryStatus::Routed, -59, "router"),
+            change(live, DeliveryStatus::Routed, -59, "router"),
+        ])
+        .await
+        .unwrap();
+    store.claim_for_send(&[expired], "gone", SHORT).await.unwrap();
+    store.claim_for_send(&[live], "alive", LEASE).await.unwrap();
+    outlive_short_leases().await;
+    let stuck: Vec<MessageId> = store
+        .stuck_messages(DeliveryStatus::Routed, t(-10), 500)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.conversation_id == conv.as_str())
+        .map(message_id)
+        .collect();
+    assert_eq!(stuck, [expired]);
+}
+
+/// A named lease has one holder at a time; its holder keeps it by taking
+/// it again, and anyone takes it once it ran out.
+pub async fn named_leases_have_one_holder(store: SharedStore) {
+    let name = format!("contract-{}", MessageId::generate());
+    assert!(store.acquire_lease(&name, "gateway-0", SHORT).await.unwrap());
+    assert!(!store.acquire_lease(&name, "gateway-1", SHORT).await.unwrap());
+    assert!(store.acquire_lease(&name, "gateway-0", SHORT).await.unwrap());
+    outlive_short_leases().await;
+    assert!(store.acquire_lease(&name, "gateway-1", LEASE).await.unwrap());
+    assert!(!store.acquire_lease(&name, "gateway-0", SHORT).await.unwrap());
+    assert!(store.acquire_lease(&name, "gateway-1", LEASE).await.unwrap());
 }

@@ -28,7 +28,8 @@ pub use channels::{
     channels_list_in_pages,
 };
 pub use claims::{
-    claim_first_wins, released_claims_are_claimable_again, stuck_messages_are_found_oldest_first,
+    claim_first_wins, expired_claims_are_stuck_again, expired_claims_tell_what_their_holder_left,
+    named_leases_have_one_holder, released_claims_are_claimable_again, stuck_messages_are_found_oldest_first,
 };
 pub use inbound::{
     inbound_channel_without_sender_name_is_named_by_vendor_id, inbound_finds_an_existing_channel,
@@ -70,6 +71,9 @@ pub const CHECKS: &[(&str, Check)] = checks![
     claim_first_wins,
     released_claims_are_claimable_again,
     stuck_messages_are_found_oldest_first,
+    expired_claims_tell_what_their_holder_left,
+    expired_claims_are_stuck_again,
+    named_leases_have_one_holder,
     channel_put_is_keyed_by_vendor,
     channel_given_id_is_kept,
     channel_without_vendor_key_is_invalid,

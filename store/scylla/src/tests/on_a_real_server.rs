@@ -336,7 +336,10 @@ async fn the_reconciler_look_ups_find_what_they_should() {
         ])
         .await
         .unwrap();
-    store.claim_for_send(&[r2], "sidecar-a").await.unwrap();
+    store
+        .claim_for_send(&[r2], "sidecar-a", std::time::Duration::from_secs(120))
+        .await
+        .unwrap();
     // What a crash leaves behind: a pending row of a message that moved on
     // (the write clearing it never ran), and one of a message never stored.
     let moved_on = stored(&store, sent).await;
