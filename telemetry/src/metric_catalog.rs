@@ -248,6 +248,20 @@ pub const FAMILIES: &[Family] = &[
         "Redelivered messages another attempt had already claimed, not sent again, by platform.",
     ),
     counter(
+        "chat4all_sidecar_answers_recovered_total",
+        "Messages whose platform answer a dead sidecar had recorded, announced SENT by another, by platform.",
+    ),
+    counter(
+        "chat4all_ambiguous_sends_total",
+        "Platform calls that may have acted without answering, by platform and how they were settled \
+         (confirmed or refuted by the echo, at_least_once, unknown).",
+    ),
+    counter(
+        "chat4all_outcome_unknown_total",
+        "Messages ended FAILED with reason outcome_unknown: the platform may have taken them, and they \
+         were not sent again, by platform.",
+    ),
+    counter(
         "chat4all_receipts_total",
         "Delivery and read receipts from the platform, by platform.",
     ),
