@@ -87,6 +87,8 @@ pub struct ConsumerSettings {
     pub linger: Duration,
     /// Set on the member's first assignment.
     pub ready: ReadyFlag,
+    /// Told the member's share of each topic after every rebalance.
+    pub assignment: Option<crate::AssignmentWatch>,
 }
 
 impl ConsumerSettings {
@@ -97,12 +99,22 @@ impl ConsumerSettings {
             max_batch: 500,
             linger: Duration::from_millis(2),
             ready: ReadyFlag::unwatched(),
+            assignment: None,
         }
     }
 
     /// Reports the member's first assignment on `ready`.
     pub fn with_ready(self, ready: ReadyFlag) -> Self {
         Self { ready, ..self }
+    }
+
+    /// Reports the member's share of each topic on `assignment`, after
+    /// every rebalance.
+    pub fn with_assignment(self, assignment: crate::AssignmentWatch) -> Self {
+        Self {
+            assignment: Some(assignment),
+            ..self
+        }
     }
 }
 
@@ -186,6 +198,10 @@ impl BatchConsumer {
                 &settings.group_id,
                 settings.ready.clone(),
                 leaders,
+                settings
+                    .assignment
+                    .clone()
+                    .map(|watch| (watch, settings.topics.clone())),
             ))?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;

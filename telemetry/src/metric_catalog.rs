@@ -229,6 +229,11 @@ pub const FAMILIES: &[Family] = &[
         "Time a send waited for the connector's rate limit, by platform.",
     ),
     gauge(
+        "chat4all_sidecar_rate_limit_per_second",
+        "Sends a second this sidecar allows itself: the platform's rate times the share of its \
+         outbound topic's partitions the sidecar owns, by platform.",
+    ),
+    gauge(
         "chat4all_breaker_state",
         "The circuit breaker in front of a platform: 0 closed, 1 half-open, 2 open; by platform.",
     ),

@@ -41,7 +41,7 @@ pub(crate) struct Sender {
     send_timeout: Duration,
     in_flight: Arc<Semaphore>,
     unconfirmed: Mutex<HashMap<MessageId, Unconfirmed>>,
-    limiter: Limiter,
+    limiter: Arc<Limiter>,
     breaker: Arc<Breaker>,
     shutdown: CancellationToken,
     tracer: HopTracer,
@@ -67,7 +67,7 @@ impl Sender {
         connector: ConnectorClient<Channel>,
         store: SharedStore,
         producer: Producer,
-        limiter: Limiter,
+        limiter: Arc<Limiter>,
         breaker: Arc<Breaker>,
         shutdown: CancellationToken,
     ) -> Self {
