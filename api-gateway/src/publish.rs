@@ -24,6 +24,21 @@ pub(crate) struct Queue {
     pub(crate) at_least_once: bool,
 }
 
+/// The `messages` key: the recipient, `platform:id`, as the sidecars key
+/// `inbound`, so both directions of a platform conversation reach the same
+/// router replica (its loop guard sees the whole loop; see the router's
+/// `loop_guard`). A recipient is one platform conversation, so the order
+/// that matters, a recipient's messages in the order accepted, is kept;
+/// messages of one conversation id to several recipients are ordered per
+/// recipient, which is all a platform can show anyway. Without a recipient
+/// (the router refuses such a message) the conversation id.
+pub(crate) fn messages_key(message: &pb::Message) -> String {
+    match &message.recipient {
+        Some(r) => format!("{}:{}", r.platform, r.id),
+        None => message.conversation_id.clone(),
+    }
+}
+
 /// Enqueues the message for the router, and its CREATED event when
 /// `queue.announce`, each a hop under `parent`; returns the router record's
 /// delivery.
@@ -42,12 +57,12 @@ pub(crate) async fn enqueue(
         accepted_at: message.created_at,
         at_least_once: queue.at_least_once,
     };
-    let key = message.conversation_id.as_str();
+    let key = messages_key(message);
     let hop = hops::send(tracer, topics::MESSAGES, Some(parent), &message.id);
     let queued = producer
         .enqueue(
             topics::MESSAGES,
-            key,
+            &key,
             &outbound.encode_to_vec(),
             &hops::headers(&hop, &message.id),
         )
@@ -68,7 +83,7 @@ pub(crate) async fn enqueue(
         let announced = producer
             .enqueue(
                 topics::MESSAGE_EVENTS,
-                key,
+                &message.conversation_id,
                 &event.encode_to_vec(),
                 &hops::headers(&hop, &message.id),
             )
@@ -87,4 +102,28 @@ pub(crate) fn watch_ack(delivery: Delivery, topic: &'static str, message_id: Str
             tracing::warn!(%error, %message_id, topic, "record not acked; the reconciler will re-publish it");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_keyed_by_recipient_as_inbound_is() {
+        let message = pb::Message {
+            conversation_id: "0190c4a6-channel".into(),
+            recipient: Some(pb::Recipient {
+                platform: "telegram".into(),
+                id: "42".into(),
+            }),
+            ..Default::default()
+        };
+        // The sidecar keys an inbound record `{platform}:{vendor_channel_id}`.
+        assert_eq!(messages_key(&message), "telegram:42");
+        let nowhere = pb::Message {
+            recipient: None,
+            ..message
+        };
+        assert_eq!(messages_key(&nowhere), "0190c4a6-channel");
+    }
 }

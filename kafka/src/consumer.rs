@@ -87,6 +87,8 @@ pub struct ConsumerSettings {
     pub linger: Duration,
     /// Set on the member's first assignment.
     pub ready: ReadyFlag,
+    /// Told the member's share of each topic after every rebalance.
+    pub assignment: Option<crate::AssignmentWatch>,
 }
 
 impl ConsumerSettings {
@@ -97,12 +99,22 @@ impl ConsumerSettings {
             max_batch: 500,
             linger: Duration::from_millis(2),
             ready: ReadyFlag::unwatched(),
+            assignment: None,
         }
     }
 
     /// Reports the member's first assignment on `ready`.
     pub fn with_ready(self, ready: ReadyFlag) -> Self {
         Self { ready, ..self }
+    }
+
+    /// Reports the member's share of each topic on `assignment`, after
+    /// every rebalance.
+    pub fn with_assignment(self, assignment: crate::AssignmentWatch) -> Self {
+        Self {
+            assignment: Some(assignment),
+            ..self
+        }
     }
 }
 
@@ -142,6 +154,28 @@ pub(crate) enum Ended {
     Wedged(StreamConsumer<LagContext>),
 }
 
+/// The settings of every group member.
+///
+/// The range assignor, named rather than left to librdkafka's default
+/// list: for topics of equal partition count it gives partition *i* of each
+/// topic the group subscribes to to the same member, so records keyed alike
+/// on two topics (the router's `messages` and `inbound`, both keyed by the
+/// platform conversation) meet in one replica. Members that still offer
+/// librdkafka's default (`range,roundrobin`) agree on range with these.
+pub fn group_member_config(args: &KafkaArgs, group_id: &str) -> rdkafka::ClientConfig {
+    let mut config = args.consumer_config(group_id);
+    config
+        .set("group.id", group_id)
+        .set("partition.assignment.strategy", "range")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "500")
+        // Offsets are stored by hand, after the effect is durable.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000");
+    config
+}
+
 /// A consumer group member, created and subscribed.
 pub(crate) struct BatchConsumer {
     consumer: StreamConsumer<LagContext>,
@@ -158,20 +192,16 @@ impl BatchConsumer {
     ) -> Result<Self, KafkaError> {
         let leaders = Arc::new(LeaderWatch::new(Duration::from_secs(args.stall_secs)));
         let wedged = leaders.wedged();
-        let consumer: StreamConsumer<LagContext> = args
-            .consumer_config(&settings.group_id)
+        let consumer: StreamConsumer<LagContext> = group_member_config(args, &settings.group_id)
             .set("statistics.interval.ms", crate::lag::STATISTICS_INTERVAL_MS)
-            .set("group.id", &settings.group_id)
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "500")
-            // Offsets are stored by hand, after the effect is durable.
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
             .create_with_context(LagContext::new(
                 &settings.group_id,
                 settings.ready.clone(),
                 leaders,
+                settings
+                    .assignment
+                    .clone()
+                    .map(|watch| (watch, settings.topics.clone())),
             ))?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;

@@ -7,6 +7,7 @@
 
 pub mod admin;
 mod announce;
+pub mod assignment;
 mod config;
 pub mod consumer;
 mod headers;
@@ -21,6 +22,7 @@ pub mod tail;
 pub mod topics;
 
 pub use announce::Announcements;
+pub use assignment::{Assignment, AssignmentWatch, Share};
 pub use config::KafkaArgs;
 pub use consumer::{BatchHandler, ConsumerSettings, DeadLetter, HandlerError, Record, consume};
 pub use headers::RecordHeaders;

@@ -1,5 +1,8 @@
-//! Topic names. Keys are the conversation id everywhere, so one
-//! conversation's records stay in order on one partition.
+//! Topic names. Keys are the conversation id, so one conversation's
+//! records stay in order on one partition; except `messages` and `inbound`,
+//! keyed by the platform conversation (`platform:id`, which is the
+//! recipient), so both directions of it meet in one router replica. Every
+//! topic has the same partition count, which that meeting relies on.
 
 use chat4all_domain::Platform;
 

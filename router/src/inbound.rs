@@ -16,12 +16,12 @@ use chat4all_store::{InboundOutcome, NewInbound, SharedStore, StoreError};
 use chat4all_telemetry::spans::attributes;
 use chat4all_telemetry::{Hop, HopTracer, TraceContext};
 
-use crate::loop_guard::{Direction, LoopGuard};
+use crate::loop_guard::{Direction, LoopGuard, vendor_key};
 
 const HOP: &str = "router";
 
 /// An inbound record as the store takes it, or why it cannot be one.
-fn to_new_inbound(
+pub(crate) fn to_new_inbound(
     message: pb::InboundMessage,
     traceparent: Option<&str>,
     dedup_window: Duration,
@@ -53,6 +53,12 @@ fn to_new_inbound(
         trace_id: trace.trace_id(),
         dedup_window,
     })
+}
+
+/// The loop guard's key of an inbound message: its platform conversation,
+/// the key its outbound replies count under too.
+pub(crate) fn guard_key(inbound: &NewInbound) -> String {
+    vendor_key(inbound.platform, &inbound.vendor_channel_id)
 }
 
 /// Stores the `inbound` records of a batch and announces the new ones.
@@ -90,14 +96,15 @@ pub(crate) async fn receive_all(
         let mut results = Vec::with_capacity(items.len());
         for (index, inbound, hop) in items {
             let platform = inbound.platform.as_str();
-            results.push((index, platform, store.put_inbound(inbound).await, hop));
+            let key = guard_key(&inbound);
+            results.push((index, platform, key, store.put_inbound(inbound).await, hop));
         }
         results
     }))
     .await;
 
     let mut announcements = Announcements::new(producer, tracer);
-    for (index, platform, result, mut hop) in stored.into_iter().flatten() {
+    for (index, platform, guard_key, result, mut hop) in stored.into_iter().flatten() {
         let stored = match result {
             Ok(stored) => stored,
             Err(StoreError::Invalid { field, reason }) => {
@@ -118,7 +125,7 @@ pub(crate) async fn receive_all(
         }
         metrics::counter!("chat4all_inbound_stored_total", "platform" => platform).increment(1);
         // Counted, never held: what a person wrote is always kept.
-        let _ = guard.observe(&stored.message.conversation_id, Direction::Inbound);
+        let _ = guard.observe(&guard_key, Direction::Inbound);
         if stored.channel_created {
             metrics::counter!("chat4all_channels_created_total", "platform" => platform).increment(1);
         }

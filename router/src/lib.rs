@@ -181,3 +181,55 @@ impl BatchHandler for Router {
         Ok(dead)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chat4all_domain::Platform;
+    use chat4all_proto::v1 as pb;
+
+    use super::*;
+    use crate::loop_guard::{Direction, Verdict};
+
+    /// A bot answering every message of a Telegram chat by `telegram:42`
+    /// while the chat's channel has its own conversation id: both
+    /// directions must count under one key, or the loop never trips.
+    #[tokio::test(start_paused = true)]
+    async fn a_platform_id_reply_loop_trips_the_guard() {
+        let guard = LoopGuard::new(LoopGuardConfig {
+            max_bounces: 3,
+            window: Duration::from_secs(10),
+            hold: Duration::from_secs(60),
+        });
+        let inbound = pb::InboundMessage {
+            platform: "telegram".into(),
+            vendor_channel_id: "42".into(),
+            external_message_id: "42:1".into(),
+            text: "echo".into(),
+            ..Default::default()
+        };
+        let inbound = inbound::to_new_inbound(inbound, None, Duration::from_secs(60)).unwrap();
+        let reply = pb::OutboundMessage {
+            message_id: "m".into(),
+            // The gateway's default for `telegram:42`, not the channel's id.
+            conversation_id: "telegram:42".into(),
+            recipient: Some(pb::Recipient {
+                platform: "telegram".into(),
+                id: "42".into(),
+            }),
+            ..Default::default()
+        };
+        let (inbound_key, outbound_key) = (
+            inbound::guard_key(&inbound),
+            outbound::guard_key(Platform::Telegram, &reply),
+        );
+        assert_eq!(inbound_key, outbound_key);
+        let mut verdicts = Vec::new();
+        for _ in 0..3 {
+            verdicts.push(guard.observe(&inbound_key, Direction::Inbound));
+            verdicts.push(guard.observe(&outbound_key, Direction::Outbound));
+        }
+        assert_eq!(verdicts[..4], [Verdict::Pass; 4], "three bounces are allowed");
+        assert_eq!(verdicts[4..], [Verdict::Hold; 2], "the fourth bounce trips");
+        assert_eq!(guard.held(), 1);
+    }
+}

@@ -1,6 +1,6 @@
-//! The per-channel loop guard: the last line against a bounce loop (a bot
-//! of ours answering a platform that echoes everything back with fresh ids,
-//! which no de-duplication can recognise).
+//! The per-conversation loop guard: the last line against a bounce loop (a
+//! bot of ours answering a platform that echoes everything back with fresh
+//! ids, which no de-duplication can recognise).
 //!
 //! A loop is a conversation bouncing: inbound, outbound, inbound, ... A
 //! one-way burst (a campaign, a chatty user) is not one. So the guard
@@ -10,16 +10,35 @@
 //! instead of reaching the platform, which starves the loop. Inbound
 //! messages are still stored (a person's words are never dropped).
 //!
-//! State is per router replica and in memory: outbound records and inbound
-//! records are keyed differently, so two replicas may each see half of a
-//! loop's messages; the guard then trips later, not never, and only a
-//! replica that sees both directions counts bounces at all.
-
+//! # One key, one replica
+//!
+//! Both directions count under the *vendor key*, `platform:id` ([`vendor_key`]):
+//! an inbound message's platform and vendor channel id, an outbound
+//! message's recipient (a reply to a channel is addressed to the channel's
+//! `vendor.name:vendor.channel_id`, so it is the same key). The state is in
+//! memory, per router replica, and still sees a whole loop with N replicas
+//! because both directions of a vendor key reach the same replica:
+//! `messages` (the api-gateway) and `inbound` (the sidecars) are keyed by
+//! that same vendor key, so with the same partition count and the same
+//! partitioner a key lands on partition *i* of both topics; and the router
+//! group uses the range assignor, which hands partition *i* of every topic
+//! its members share to the same member (pinned in
+//! `kafka/tests/co_partitioned.rs`). A rebalance moves a key's partitions
+//! together; the new owner starts counting afresh, so the guard then trips
+//! one window later, not never.
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use chat4all_domain::Platform;
 use tokio::time::Instant;
+
+/// The key a conversation is guarded under, the same for both directions:
+/// `platform:id`, as the sidecars key `inbound` and the gateway keys
+/// `messages`.
+pub fn vendor_key(platform: Platform, id: &str) -> String {
+    format!("{}:{id}", platform.as_str())
+}
 
 /// When a conversation counts as looping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use chat4all_telemetry::HopTracer;
 use chat4all_telemetry::spans::attributes;
 use prost::Message as _;
 
-use crate::loop_guard::{Direction, LoopGuard, Verdict};
+use crate::loop_guard::{Direction, LoopGuard, Verdict, vendor_key};
 
 const HOP: &str = "router";
 
@@ -16,6 +16,7 @@ const HOP: &str = "router";
 enum Route {
     To {
         topic: String,
+        platform: Platform,
         message: pb::OutboundMessage,
     },
     Unroutable {
@@ -31,6 +32,7 @@ fn route(message: pb::OutboundMessage) -> Route {
     match platform {
         Some(Ok(p)) => Route::To {
             topic: p.outbound_topic(),
+            platform: p,
             message,
         },
         Some(Err(e)) => Route::Unroutable {
@@ -42,6 +44,13 @@ fn route(message: pb::OutboundMessage) -> Route {
             message,
         },
     }
+}
+
+/// The loop guard's key of a routable message: its recipient, as the
+/// platform's inbound messages of that conversation are keyed.
+pub(crate) fn guard_key(platform: Platform, message: &pb::OutboundMessage) -> String {
+    let id = message.recipient.as_ref().map_or("", |r| r.id.as_str());
+    vendor_key(platform, id)
 }
 
 fn status_update(
@@ -79,8 +88,10 @@ pub(crate) async fn route_all(
         match decode::<pb::OutboundMessage>(&record.payload) {
             Ok(m) if !m.message_id.is_empty() => {
                 let route = match route(m) {
-                    Route::To { message, .. }
-                        if guard.observe(&message.conversation_id, Direction::Outbound) == Verdict::Hold =>
+                    Route::To {
+                        message, platform, ..
+                    } if guard.observe(&guard_key(platform, &message), Direction::Outbound)
+                        == Verdict::Hold =>
                     {
                         Route::Held { message }
                     }
@@ -154,7 +165,7 @@ pub(crate) async fn route_all(
         ack.acked().await.map_err(HandlerError::new)?;
     }
     for (record, route, hop) in &routes {
-        if let Route::To { topic, message } = route {
+        if let Route::To { topic, message, .. } = route {
             let send = hops::send(tracer, topic, Some(hop.context()), &message.message_id);
             // The record's own bytes: nothing to re-encode.
             acks.push(

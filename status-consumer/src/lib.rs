@@ -5,20 +5,29 @@
 //! store commits once per batch; each applied or backfilled change is then
 //! produced to `message-events` for the watchers. Updates of one message
 //! come in partition order, since they share the conversation key.
+//!
+//! An update for a message the store does not know yet is never dropped:
+//! it is put back on the topic with backoff and dead-lettered only after
+//! the last attempt ([`retry`]).
 
 pub mod cli;
+pub mod retry;
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chat4all_domain::{DeliveryStatus, Platform};
 use chat4all_kafka::{
-    Announcements, BatchHandler, ConsumerSettings, DeadLetter, HandlerError, KafkaArgs, Producer, ReadyFlag,
-    Record, decode, hops, topics,
+    Announcements, BatchHandler, ConsumerSettings, DeadLetter, Delivery, HandlerError, KafkaArgs, Producer,
+    ReadyFlag, Record, decode, hops, topics,
 };
 use chat4all_proto::v1 as pb;
 use chat4all_store::{SharedStore, StatusChange, TransitionOutcome, TransitionResult};
 use chat4all_telemetry::HopTracer;
 use chat4all_telemetry::spans::attributes;
 use tokio_util::sync::CancellationToken;
+
+use crate::retry::{Next, RetryPolicy};
 
 /// The status-consumer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -30,12 +39,36 @@ pub struct StatusConsumerConfig {
         default_value = "status-consumer"
     )]
     pub group: String,
+    /// How many more times an update for a message the store does not know
+    /// yet is tried (put back on the topic) before it is dead-lettered.
+    #[arg(
+        long = "status-not-found-retries",
+        env = "CHAT4ALL_STATUS_NOT_FOUND_RETRIES",
+        default_value_t = RetryPolicy::default().attempts
+    )]
+    pub not_found_retries: u32,
+    /// The delay before the first of those tries; each further one doubles
+    /// it (1 s and 5 tries: about 30 s in all).
+    #[arg(long = "status-not-found-delay", env = "CHAT4ALL_STATUS_NOT_FOUND_DELAY",
+        value_parser = humantime::parse_duration, default_value = "1s")]
+    pub not_found_delay: Duration,
 }
 
 impl Default for StatusConsumerConfig {
     fn default() -> Self {
         Self {
             group: "status-consumer".to_owned(),
+            not_found_retries: RetryPolicy::default().attempts,
+            not_found_delay: RetryPolicy::default().first_delay,
+        }
+    }
+}
+
+impl StatusConsumerConfig {
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.not_found_retries,
+            first_delay: self.not_found_delay,
         }
     }
 }
@@ -52,10 +85,12 @@ pub async fn run(
     register_series();
     let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]).with_ready(ready);
     let tracer = chat4all_telemetry::spans::tracer("chat4all-status-consumer");
+    let retry = config.retry_policy();
     let make = |producer| Applier {
         store,
         producer,
         tracer,
+        retry,
     };
     chat4all_kafka::consume(kafka, settings, make, shutdown)
         .await
@@ -66,6 +101,7 @@ struct Applier {
     store: SharedStore,
     producer: Producer,
     tracer: HopTracer,
+    retry: RetryPolicy,
 }
 
 /// What [`count_reached`] records, at 0 for every platform and status
@@ -80,6 +116,9 @@ fn register_series() {
         // A histogram registered without a sample shows its zero buckets.
         let _ = metrics::histogram!("chat4all_accept_to_sent_seconds", "platform" => platform);
         let _ = metrics::histogram!("chat4all_accept_to_delivered_seconds", "platform" => platform);
+    }
+    for action in ["retried", "dead_lettered"] {
+        metrics::counter!("chat4all_status_not_found_total", "action" => action).increment(0);
     }
 }
 
@@ -121,6 +160,16 @@ fn outcome_label(outcome: TransitionOutcome) -> &'static str {
 
 impl BatchHandler for Applier {
     async fn handle(&self, batch: &[Record]) -> Result<Vec<DeadLetter>, HandlerError> {
+        // A put-back update is due at its `retry-not-before`; what stands
+        // behind it on the partition came later, so waits less than its delay.
+        let wait = retry::wait_before(
+            batch.iter().map(|r| &r.headers),
+            retry::now_ms(),
+            self.retry.longest_delay(),
+        );
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let mut dead = Vec::new();
         let mut changes = Vec::with_capacity(batch.len());
         let mut sources = Vec::with_capacity(batch.len());
@@ -130,7 +179,7 @@ impl BatchHandler for Applier {
                 Ok(change) => {
                     hop.record(|| vec![attributes::status(change.status.as_str())]);
                     changes.push(change);
-                    sources.push((record, hop));
+                    sources.push((index, record, hop));
                 }
                 Err(reason) => {
                     hop.fail(reason.clone());
@@ -148,7 +197,8 @@ impl BatchHandler for Applier {
             .await
             .map_err(HandlerError::new)?;
         let mut announcements = Announcements::new(&self.producer, &self.tracer);
-        for ((result, (record, span)), hop) in results.iter().zip(&mut sources).zip(hops) {
+        let mut put_back = Vec::new();
+        for ((result, (index, record, span)), hop) in results.iter().zip(&mut sources).zip(hops) {
             let status = result.current.map_or("unknown", DeliveryStatus::as_str);
             metrics::counter!("chat4all_transitions_total", "outcome" => outcome_label(result.outcome), "status" => status)
                 .increment(1);
@@ -162,8 +212,25 @@ impl BatchHandler for Applier {
                 count_reached(result);
             }
             if result.outcome == TransitionOutcome::NotFound {
-                tracing::warn!(message_id = ?record.headers.message_id, trace_id = %span.trace_id(),
-                    "status update for an unknown message");
+                let done = record.headers.retry_attempt.unwrap_or(0);
+                match self.retry.after(done) {
+                    Next::Retry { attempt, delay } => {
+                        tracing::info!(message_id = ?record.headers.message_id, trace_id = %span.trace_id(),
+                            attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                            "status update for an unknown message, put back to try again");
+                        put_back.push(self.put_back(record, attempt, delay).await?);
+                    }
+                    Next::GiveUp { reason } => {
+                        metrics::counter!("chat4all_status_not_found_total", "action" => "dead_lettered")
+                            .increment(1);
+                        span.fail(reason.clone());
+                        dead.push(DeadLetter {
+                            index: *index,
+                            reason,
+                        });
+                    }
+                }
+                continue;
             }
             if !matches!(
                 result.outcome,
@@ -191,7 +258,33 @@ impl BatchHandler for Applier {
                 .map_err(HandlerError::new)?;
         }
         announcements.settle().await;
+        // Durable before the batch's offsets are committed, or the batch is
+        // tried again: then the applied updates are repeats, which are no-ops.
+        for delivery in put_back {
+            delivery.acked().await.map_err(HandlerError::new)?;
+        }
         Ok(dead)
+    }
+}
+
+impl Applier {
+    /// Produces `record` again to the tail of its topic and partition (same
+    /// key), as try `attempt`, due after `delay`.
+    async fn put_back(
+        &self,
+        record: &Record,
+        attempt: u32,
+        delay: Duration,
+    ) -> Result<Delivery, HandlerError> {
+        let headers = retry::put_back(&record.headers, attempt, delay, retry::now_ms());
+        let key = record.key.as_deref().unwrap_or("");
+        let delivery = self
+            .producer
+            .enqueue(&record.topic, key, &record.payload, &headers)
+            .await
+            .map_err(HandlerError::new)?;
+        metrics::counter!("chat4all_status_not_found_total", "action" => "retried").increment(1);
+        Ok(delivery)
     }
 }
 

@@ -141,6 +141,11 @@ pub const FAMILIES: &[Family] = &[
         "Status updates the status-consumer applied, by state-machine outcome and the status the \
          message has after it.",
     ),
+    counter(
+        "chat4all_status_not_found_total",
+        "Status updates for a message the store did not know yet: put back on the topic to try \
+         again later (action=retried) or, after the last try, dead-lettered (action=dead_lettered).",
+    ),
     histogram(
         "chat4all_accept_to_sent_seconds",
         "Time from accept to SENT (the platform took the message), by platform.",
@@ -222,6 +227,11 @@ pub const FAMILIES: &[Family] = &[
     histogram(
         "chat4all_rate_limit_wait_seconds",
         "Time a send waited for the connector's rate limit, by platform.",
+    ),
+    gauge(
+        "chat4all_sidecar_rate_limit_per_second",
+        "Sends a second this sidecar allows itself: the platform's rate times the share of its \
+         outbound topic's partitions the sidecar owns, by platform.",
     ),
     gauge(
         "chat4all_breaker_state",

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chat4all_domain::{DeliveryStatus, Platform};
-use chat4all_kafka::{ConsumerSettings, KafkaArgs, Producer, ReadyFlag};
+use chat4all_kafka::{AssignmentWatch, ConsumerSettings, KafkaArgs, Producer, ReadyFlag};
 use chat4all_proto::v1::{self as pb, connector_client::ConnectorClient};
 use chat4all_store::SharedStore;
 use tokio_util::sync::CancellationToken;
@@ -73,7 +73,8 @@ pub async fn run(
         .rate_burst
         .unwrap_or_else(|| (rate / 10.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32);
     tracing::info!(%platform, rate, burst, "sending at most this many a second");
-    let limiter = limiter::Limiter::new(platform.as_str(), rate, burst);
+    let limiter = Arc::new(limiter::Limiter::new(platform.as_str(), rate, burst));
+    let follower = limiter.clone();
     let breaker = Arc::new(Breaker::new(
         platform.as_str(),
         BreakerConfig {
@@ -111,11 +112,20 @@ pub async fn run(
             shutdown.clone(),
         )
     };
-    let settings = ConsumerSettings::new(group, &[topic.as_str()]).with_ready(ready);
+    let assignment = AssignmentWatch::new();
+    let share = tokio::spawn(limiter::follow(
+        follower,
+        assignment.subscribe(),
+        topic.clone(),
+        shutdown.clone(),
+    ));
+    let settings = ConsumerSettings::new(group, &[topic.as_str()])
+        .with_ready(ready)
+        .with_assignment(assignment);
     let consumed = chat4all_kafka::consume(kafka, settings, make, shutdown.clone())
         .await
         .with_context(|| format!("consuming {topic}"));
-    for task in [pump, reporter].into_iter().flatten() {
+    for task in [pump, reporter, Some(share)].into_iter().flatten() {
         let _ = task.await;
     }
     consumed?;

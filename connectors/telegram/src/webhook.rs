@@ -151,6 +151,18 @@ pub fn parse(body: &[u8]) -> Result<ParsedUpdate, WebhookParseError> {
 }
 
 /// The most recent `update_id`s seen, at most `capacity` of them.
+///
+/// Per adapter pod and in memory, and safe so with replicas: it only saves
+/// work. An update redelivered to another pod, or after a restart, passes
+/// it and is stored once anyway, because the router's store de-duplicates
+/// inbound on `(vendor, external_message_id)` (24 h by default), and the
+/// external id of a Telegram message (`chat:message_id`) does not depend on
+/// the update that carried it. An update whose events were not queued is
+/// forgotten ([`UpdateWindow::forget`]), so its redelivery is not dropped.
+/// One gap remains: a redelivery arriving while the first delivery is
+/// still in flight is answered 200 and dropped; should the first then fail
+/// to queue, Telegram has been told both succeeded. Closing it needs the
+/// adapter kit to hold the redelivery until the first settles.
 #[derive(Debug)]
 pub struct UpdateWindow {
     capacity: usize,
