@@ -146,6 +146,7 @@ fn receipt(
             failure: None,
         })),
         traceparent: sent.map(|s| s.traceparent.clone()).unwrap_or_default(),
+        ..Default::default()
     }
 }
 
@@ -238,6 +239,7 @@ impl PlatformAdapter for MetaAdapter {
                         from_us: false,
                     })),
                     traceparent: String::new(),
+                    ..Default::default()
                 }),
                 MessagingEvent::Echo {
                     recipient,
