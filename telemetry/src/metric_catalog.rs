@@ -294,13 +294,17 @@ pub const FAMILIES: &[Family] = &[
         "Webhook events waiting for the sidecar's StreamEvents, by platform.",
     ),
     gauge(
+        "chat4all_adapter_events_unacked",
+        "Webhook events handed to the sidecar and not yet acked as durable in Kafka, by platform.",
+    ),
+    gauge(
         "chat4all_adapter_event_subscribers",
         "1 while the pod's sidecar takes the adapter's webhook events, by platform; at 0 they wait in memory.",
     ),
     counter(
         "chat4all_adapter_webhooks_total",
         "Webhook requests, by platform and outcome (accepted, unsigned, bad_signature, malformed, \
-         queue_full).",
+         queue_full, stopping, ack_timeout: the sidecar did not ack the events in time).",
     ),
     counter(
         "chat4all_adapter_webhook_events_total",

@@ -43,6 +43,16 @@ pub struct AdapterArgs {
     /// How many webhook events wait for the sidecar before webhooks get 503.
     #[arg(long, env = "CHAT4ALL_EVENT_QUEUE_CAPACITY", default_value_t = 10_000)]
     pub event_queue_capacity: usize,
+    /// How long a webhook waits for the sidecar to ack its events (durable
+    /// in Kafka) before it answers 503 and the platform redelivers; well
+    /// within the platform's patience (Meta's and Telegram's is ~20 s).
+    #[arg(
+        long,
+        env = "CHAT4ALL_EVENT_ACK_TIMEOUT",
+        default_value = "8s",
+        value_parser = humantime::parse_duration
+    )]
+    pub event_ack_timeout: Duration,
     /// What the webhook server grants each client (`--webhook-*-timeout`,
     /// `--webhook-max-connections`).
     #[command(flatten)]
@@ -74,6 +84,7 @@ impl AdapterArgs {
             webhook_listen: SocketAddr::from(([127, 0, 0, 1], webhook_port)),
             request_timeout: Duration::from_secs(10),
             event_queue_capacity: 10_000,
+            event_ack_timeout: crate::server::DEFAULT_EVENT_ACK_TIMEOUT,
             webhook_limits: WebhookLimits::default(),
         }
     }
@@ -90,6 +101,9 @@ impl AdapterArgs {
         }
         if self.event_queue_capacity == 0 {
             return invalid("event_queue_capacity", "must be at least 1");
+        }
+        if self.event_ack_timeout.is_zero() {
+            return invalid("event_ack_timeout", "must be more than zero");
         }
         let limits = &self.webhook_limits;
         // Zero would cut every client off before its first byte.
@@ -119,6 +133,7 @@ impl AdapterArgs {
             grpc_listen: self.grpc_listen,
             webhook_listen: self.webhook_listen,
             event_queue_capacity: self.event_queue_capacity,
+            event_ack_timeout: self.event_ack_timeout,
             webhook_limits: self.webhook_limits,
             ..ServeConfig::default()
         }
@@ -161,6 +176,14 @@ mod tests {
         let parsed = Cli::try_parse_from(["x"]).unwrap().serve;
         assert_eq!(parsed, AdapterArgs::default());
         assert_eq!(parsed.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_ack_timeout_comes_from_its_flag() {
+        let parsed = Cli::try_parse_from(["x", "--event-ack-timeout=3s"])
+            .unwrap()
+            .serve;
+        assert_eq!(parsed.serve_config().event_ack_timeout, Duration::from_secs(3));
     }
 
     #[test]
@@ -210,6 +233,13 @@ mod tests {
             }),
             Err("event_queue_capacity")
         );
+        assert_eq!(
+            field(AdapterArgs {
+                event_ack_timeout: Duration::ZERO,
+                ..base.clone()
+            }),
+            Err("event_ack_timeout")
+        );
         let limits = |webhook_limits| {
             field(AdapterArgs {
                 webhook_limits,
@@ -246,6 +276,7 @@ mod tests {
             Err("webhook_max_connections")
         );
         assert!(Cli::try_parse_from(["x", "--request-timeout=soon"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--event-ack-timeout=soon"]).is_err());
         assert!(Cli::try_parse_from(["x", "--webhook-idle-timeout=soon"]).is_err());
     }
 }

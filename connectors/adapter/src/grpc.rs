@@ -248,9 +248,9 @@ impl<A: PlatformAdapter> pb::connector_server::Connector for ConnectorService<A>
 
     async fn stream_events(
         &self,
-        _request: Request<pb::StreamEventsRequest>,
+        request: Request<tonic::Streaming<pb::EventAck>>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        Ok(Response::new(self.events.subscribe()))
+        Ok(Response::new(self.events.subscribe(request.into_inner())))
     }
 }
 

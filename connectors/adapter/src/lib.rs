@@ -11,8 +11,10 @@
 //!   that trait, so every adapter answers the sidecar the same way.
 //! - [`webhook`]: the HTTP side: signature first (on the raw bytes, in
 //!   constant time), then parsing, then a bounded queue ([`events`]) that
-//!   `StreamEvents` drains. A full queue answers 503 so the platform retries
-//!   later instead of the adapter buffering without bound.
+//!   `StreamEvents` drains; the webhook is answered 200 only once the
+//!   sidecar acked all its events as durable, 503 past the ack timeout or
+//!   when the queue is full, so the platform redelivers instead of the
+//!   adapter buffering without bound or losing what it answered for.
 //! - [`webhook_server`]: those routes served to the internet with bounded
 //!   time per client and a cap on clients ([`WebhookLimits`]).
 //! - [`signature`]: HMAC-SHA256 and shared-token checks for webhooks.

@@ -4,10 +4,15 @@
 //! anything runs; [`BoundAdapter::run`] then serves until the
 //! `CancellationToken` fires.
 //!
-//! Shutdown order: health turns NOT_SERVING, event streams end (a graceful
+//! Shutdown order: health turns NOT_SERVING and the webhook server stops
+//! accepting; webhooks still arriving on open connections get 503, so
+//! the platform redelivers them elsewhere. The webhooks already waiting for
+//! their events' acks keep waiting, each at most `event_ack_timeout`, while
+//! the sidecar's stream goes on; then the event streams end (a graceful
 //! gRPC shutdown waits for open streams, and `StreamEvents` never ends on
-//! its own), both servers drain, and after `drain_timeout` we stop waiting.
-//! Either server failing stops the other.
+//! its own), both servers drain, and after `drain_timeout` (at least the
+//! ack timeout and a little) we stop waiting. Either server failing stops
+//! the other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +31,12 @@ use crate::{AdapterError, PlatformAdapter, WEBHOOK_PATH, WebhookLimits, webhook,
 
 type ConnectorServer<A> = pb::connector_server::ConnectorServer<ConnectorService<A>>;
 
+/// Well within Meta's and Telegram's patience (~20 s) for a webhook's answer.
+pub const DEFAULT_EVENT_ACK_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What the servers get to drain once the webhooks' wait is over.
+const DRAIN_AFTER_ACKS: Duration = Duration::from_secs(2);
+
 /// Where and how an adapter serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeConfig {
@@ -33,8 +44,11 @@ pub struct ServeConfig {
     pub grpc_listen: SocketAddr,
     /// The webhook HTTP server (for the platform); port 0 picks one.
     pub webhook_listen: SocketAddr,
-    /// How many webhook events wait for `StreamEvents` before webhooks get 503.
+    /// How many webhook events wait for `StreamEvents` or its acks before
+    /// webhooks get 503.
     pub event_queue_capacity: usize,
+    /// How long a webhook waits for its events' acks before it gets 503.
+    pub event_ack_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
     /// What the webhook server grants each internet client.
@@ -47,6 +61,7 @@ impl Default for ServeConfig {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             event_queue_capacity: 10_000,
+            event_ack_timeout: DEFAULT_EVENT_ACK_TIMEOUT,
             drain_timeout: Duration::from_secs(10),
             webhook_limits: WebhookLimits::default(),
         }
@@ -65,6 +80,7 @@ pub struct BoundAdapter {
     webhook_limits: WebhookLimits,
     health: PortHealth,
     events: Arc<EventQueue>,
+    ack_timeout: Duration,
     drain_timeout: Duration,
 }
 
@@ -106,7 +122,7 @@ pub async fn bind<A: PlatformAdapter>(adapter: A, config: ServeConfig) -> Result
         .build()
         .await
         .map_err(AdapterError::Reflection)?;
-    let webhook = webhook::router(adapter, Arc::clone(&events));
+    let webhook = webhook::router(adapter, Arc::clone(&events), config.event_ack_timeout);
 
     tracing::info!(platform, %grpc_addr, %webhook_addr, "adapter listening");
     Ok(BoundAdapter {
@@ -120,6 +136,7 @@ pub async fn bind<A: PlatformAdapter>(adapter: A, config: ServeConfig) -> Result
         webhook_limits: config.webhook_limits,
         health,
         events,
+        ack_timeout: config.event_ack_timeout,
         drain_timeout: config.drain_timeout,
     })
 }
@@ -158,9 +175,11 @@ impl BoundAdapter {
             webhook_limits,
             health,
             events,
+            ack_timeout,
             drain_timeout,
             ..
         } = self;
+        let drain_timeout = drain_timeout.max(ack_timeout + DRAIN_AFTER_ACKS);
         // A child, so a failing server can stop its sibling without
         // cancelling the caller's token.
         let stop = shutdown.child_token();
@@ -196,7 +215,17 @@ impl BoundAdapter {
             let stop = stop.clone();
             async move {
                 stop.cancelled().await;
-                tracing::info!(platform, waiting_events = events.len(), "adapter shutting down");
+                events.stop_accepting();
+                tracing::info!(
+                    platform,
+                    waiting_events = events.len(),
+                    unacked_events = events.unacked(),
+                    "adapter shutting down"
+                );
+                // Each waiting webhook is answered within the ack timeout.
+                if tokio::time::timeout(ack_timeout, events.settled()).await.is_err() {
+                    tracing::warn!(platform, "webhooks still waiting for acks at shutdown");
+                }
                 events.close_streams();
             }
         };

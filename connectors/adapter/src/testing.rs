@@ -156,14 +156,30 @@ impl RunningAdapter {
         }
     }
 
-    /// Subscribes to `StreamEvents`.
-    pub async fn events(&self) -> tonic::Streaming<pb::PlatformEvent> {
-        self.grpc
+    /// Subscribes to `StreamEvents` as a sidecar whose Kafka acks at
+    /// once: each event is acked as soon as it arrives, so a webhook is
+    /// answered 200 whether or not the test has read its events yet.
+    pub async fn events(&self) -> Events {
+        let (acks, ack_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut stream = self
+            .grpc
             .clone()
-            .stream_events(pb::StreamEventsRequest {})
+            .stream_events(tokio_stream::wrappers::UnboundedReceiverStream::new(ack_rx))
             .await
             .expect("StreamEvents answers")
-            .into_inner()
+            .into_inner();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(event)) = stream.message().await {
+                let ack = pb::EventAck {
+                    event_ids: vec![event.event_id],
+                };
+                if acks.send(ack).is_err() || tx.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Events { rx }
     }
 
     /// `Describe`.
@@ -199,18 +215,24 @@ impl RunningAdapter {
     }
 }
 
+/// The events of an acking subscription ([`RunningAdapter::events`]), in
+/// the order streamed.
+#[derive(Debug)]
+pub struct Events {
+    rx: tokio::sync::mpsc::UnboundedReceiver<pb::PlatformEvent>,
+}
+
 /// The next event, within five seconds.
-pub async fn next_event(stream: &mut tonic::Streaming<pb::PlatformEvent>) -> pb::PlatformEvent {
-    tokio::time::timeout(Duration::from_secs(5), stream.message())
+pub async fn next_event(events: &mut Events) -> pb::PlatformEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.rx.recv())
         .await
         .expect("an event in time")
-        .expect("a healthy stream")
         .expect("an open stream")
 }
 
 /// Fails if an event arrives within `wait`.
-pub async fn no_event_within(stream: &mut tonic::Streaming<pb::PlatformEvent>, wait: Duration) {
-    if let Ok(event) = tokio::time::timeout(wait, stream.message()).await {
+pub async fn no_event_within(events: &mut Events, wait: Duration) {
+    if let Ok(event) = tokio::time::timeout(wait, events.rx.recv()).await {
         panic!("expected no event, got {event:?}");
     }
 }

@@ -2,14 +2,22 @@
 //!
 //! `POST /webhook` checks the signature on the raw bytes first (missing →
 //! 401, wrong → 403), parses second (unparseable → 400), queues the events
-//! third (full → 503, so the platform retries) and answers at once: Meta
-//! retries any webhook not answered 200 quickly, so nothing slow happens on
-//! this path. `GET /webhook` answers Meta's `hub.challenge` handshake, and
-//! `GET /health` says the process is up.
+//! third (full or stopping → 503, so the platform retries), then waits for
+//! the sidecar to ack every event, i.e. for them to be durable in Kafka,
+//! and only then answers 200. The wait is bounded by the ack timeout
+//! (8 s by default, well within the ~20 s Meta and Telegram give a
+//! webhook): past it the answer is 503 and the platform redelivers, which
+//! downstream de-duplication makes harmless. Whenever the events were not
+//! all acked (refused, timed out, or the platform hung up first) the
+//! platform is told to forget them (`webhook_not_queued`), so its own
+//! repeat filter does not drop the redelivery. `GET /webhook` answers
+//! Meta's `hub.challenge` handshake, and `GET /health` says the process is
+//! up.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -24,22 +32,33 @@ use chat4all_proto::v1 as pb;
 use chat4all_telemetry::spans::{Attribute, attributes};
 use chat4all_telemetry::{HopKind, HopTracer, TraceContext};
 
-use crate::events::EventQueue;
+use crate::events::{EventQueue, NotAcked, QueueError};
 use crate::signature::{SignatureError, constant_time_eq};
 use crate::{PlatformAdapter, WEBHOOK_PATH};
 
 struct WebhookState<A> {
     adapter: Arc<A>,
     events: Arc<EventQueue>,
+    ack_timeout: Duration,
     tracer: HopTracer,
 }
 
-/// The webhook routes for `adapter`, queueing into `events`.
-pub fn router<A: PlatformAdapter>(adapter: Arc<A>, events: Arc<EventQueue>) -> Router {
-    let tracer = chat4all_telemetry::spans::tracer(&format!("chat4all-{}", adapter.platform()));
+/// The webhook routes for `adapter`, queueing into `events` and waiting
+/// up to `ack_timeout` for their acks.
+pub fn router<A: PlatformAdapter>(adapter: Arc<A>, events: Arc<EventQueue>, ack_timeout: Duration) -> Router {
+    let platform = adapter.platform();
+    let tracer = chat4all_telemetry::spans::tracer(&format!("chat4all-{platform}"));
+    // At 0 from start-up: `increase()` over a series that appears at 1
+    // misses its first event.
+    for outcome in ["accepted", "queue_full", "stopping", "ack_timeout"] {
+        metrics::counter!("chat4all_adapter_webhooks_total", "platform" => platform, "outcome" => outcome)
+            .increment(0);
+    }
+    metrics::gauge!("chat4all_adapter_events_unacked", "platform" => platform).set(0.0);
     let state = Arc::new(WebhookState {
         adapter,
         events,
+        ack_timeout,
         tracer,
     });
     Router::new()
@@ -88,18 +107,24 @@ async fn receive<A: PlatformAdapter>(
         trace_event(&state.tracer, platform, event);
     }
     let n = events.len();
-    match state.events.offer(events) {
-        Ok(()) => {
-            count(platform, "accepted");
-            metrics::counter!("chat4all_adapter_webhook_events_total", "platform" => platform)
-                .increment(n as u64);
-            tracing::debug!(platform, events = n, "webhook queued");
-            (StatusCode::OK, Json(json!({"status": "accepted", "events": n}))).into_response()
-        }
+    // Until the events are acked, the platform must be able to send the
+    // body again and have it taken.
+    let mut unanswered = Unanswered {
+        adapter: state.adapter.as_ref(),
+        body: &body,
+        armed: true,
+    };
+    let pending = match state.events.offer(events) {
+        Ok(pending) => pending,
         Err(e) => {
-            count(platform, "queue_full");
-            state.adapter.webhook_not_queued(&body);
-            if n > state.events.capacity() {
+            let outcome = match e {
+                QueueError::Full => "queue_full",
+                QueueError::Closed => "stopping",
+            };
+            count(platform, outcome);
+            if e == QueueError::Closed {
+                tracing::info!(platform, events = n, "adapter stopping, webhook refused");
+            } else if n > state.events.capacity() {
                 // It can never fit: raising the capacity is the only cure.
                 tracing::error!(
                     platform,
@@ -112,10 +137,55 @@ async fn receive<A: PlatformAdapter>(
                     platform,
                     events = n,
                     waiting = state.events.len(),
+                    unacked = state.events.unacked(),
                     "event queue full, webhook refused"
                 );
             }
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
+    };
+    match pending.wait(state.ack_timeout).await {
+        Ok(()) => {
+            unanswered.armed = false;
+            count(platform, "accepted");
+            metrics::counter!("chat4all_adapter_webhook_events_total", "platform" => platform)
+                .increment(n as u64);
+            tracing::debug!(platform, events = n, "webhook events acked");
+            (StatusCode::OK, Json(json!({"status": "accepted", "events": n}))).into_response()
+        }
+        Err(e) => {
+            let outcome = match e {
+                NotAcked::TimedOut => "ack_timeout",
+                NotAcked::Closed => "stopping",
+            };
+            count(platform, outcome);
+            tracing::warn!(
+                platform,
+                events = n,
+                timeout = ?state.ack_timeout,
+                waiting = state.events.len(),
+                unacked = state.events.unacked(),
+                error = %e,
+                "webhook events not acked, platform asked to redeliver"
+            );
             refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+    }
+}
+
+/// Tells the platform adapter a body's events were not taken unless
+/// disarmed, on every way out of the handler, including the platform
+/// hanging up mid-wait (the handler's future is then dropped).
+struct Unanswered<'a, A: PlatformAdapter> {
+    adapter: &'a A,
+    body: &'a [u8],
+    armed: bool,
+}
+
+impl<A: PlatformAdapter> Drop for Unanswered<'_, A> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.adapter.webhook_not_queued(self.body);
         }
     }
 }

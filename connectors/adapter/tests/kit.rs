@@ -16,8 +16,10 @@ use chat4all_proto::v1 as pb;
 use pb::connector_client::ConnectorClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -83,6 +85,7 @@ impl PlatformAdapter for Fake {
                     ..Default::default()
                 })),
                 traceparent: String::new(),
+                ..Default::default()
             })
             .collect())
     }
@@ -155,6 +158,52 @@ impl Running {
         self.post(body, Some(signature)).await
     }
 
+    fn signed(&self, body: &str) -> reqwest::RequestBuilder {
+        let signature = format!(
+            "sha256={}",
+            sign_hmac_sha256_hex(&Secret::from(SECRET), body.as_bytes())
+        );
+        self.http
+            .post(&self.webhook_url)
+            .header("X-Hub-Signature-256", signature)
+            .body(body.to_owned())
+    }
+
+    /// Posts a signed `body` in the background: the answer waits for acks.
+    fn post_later(&self, body: &str) -> JoinHandle<u16> {
+        let request = self.signed(body);
+        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+    }
+
+    /// Subscribes as a sidecar that acks by hand.
+    async fn subscribe(&self) -> (Events, mpsc::UnboundedSender<pb::EventAck>) {
+        let (acks, rx) = mpsc::unbounded_channel();
+        let events = self
+            .grpc
+            .clone()
+            .stream_events(UnboundedReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        (events, acks)
+    }
+
+    /// Subscribes as a sidecar that acks each event as soon as it has it;
+    /// the events, in order.
+    async fn subscribe_acking(&self) -> mpsc::UnboundedReceiver<pb::PlatformEvent> {
+        let (mut events, acks) = self.subscribe().await;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(event)) = events.message().await {
+                let _ = acks.send(pb::EventAck {
+                    event_ids: vec![event.event_id],
+                });
+                let _ = tx.send(event);
+            }
+        });
+        rx
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         let result = tokio::time::timeout(Duration::from_secs(5), self.task).await;
@@ -172,12 +221,35 @@ fn text(event: &pb::PlatformEvent) -> &str {
     }
 }
 
-async fn next(stream: &mut tonic::Streaming<pb::PlatformEvent>) -> pb::PlatformEvent {
+type Events = tonic::Streaming<pb::PlatformEvent>;
+
+async fn next(stream: &mut Events) -> pb::PlatformEvent {
     tokio::time::timeout(Duration::from_secs(5), stream.message())
         .await
         .expect("an event in time")
         .expect("a healthy stream")
         .expect("the stream is open")
+}
+
+async fn next_acked(events: &mut mpsc::UnboundedReceiver<pb::PlatformEvent>) -> pb::PlatformEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event in time")
+        .expect("the stream is open")
+}
+
+fn ack(acks: &mpsc::UnboundedSender<pb::EventAck>, event: &pb::PlatformEvent) {
+    acks.send(pb::EventAck {
+        event_ids: vec![event.event_id],
+    })
+    .unwrap();
+}
+
+async fn answered(post: JoinHandle<u16>) -> u16 {
+    tokio::time::timeout(Duration::from_secs(5), post)
+        .await
+        .expect("an answer in time")
+        .unwrap()
 }
 
 #[tokio::test]
@@ -215,23 +287,22 @@ async fn webhooks_are_verified_before_parsing_and_stream_in_order() {
         "signed but unparseable"
     );
 
-    // Events arrive before anyone subscribes and wait for the subscriber.
-    assert_eq!(running.post_signed(body).await, 200);
-    let mut stream = running
-        .grpc
-        .clone()
-        .stream_events(pb::StreamEventsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        text(&next(&mut stream).await),
-        "hello",
-        "nothing refused reached the stream"
-    );
-    assert_eq!(text(&next(&mut stream).await), "world");
-    assert_eq!(running.post_signed(r#"["later"]"#).await, 200);
-    assert_eq!(text(&next(&mut stream).await), "later");
+    // Events arrive before anyone subscribes and wait for the subscriber;
+    // the webhook is answered once they are acked.
+    let post = running.post_later(body);
+    let (mut stream, acks) = running.subscribe().await;
+    let hello = next(&mut stream).await;
+    assert_eq!(text(&hello), "hello", "nothing refused reached the stream");
+    let world = next(&mut stream).await;
+    assert_eq!(text(&world), "world");
+    ack(&acks, &world);
+    ack(&acks, &hello);
+    assert_eq!(answered(post).await, 200);
+    let post = running.post_later(r#"["later"]"#);
+    let later = next(&mut stream).await;
+    assert_eq!(text(&later), "later");
+    ack(&acks, &later);
+    assert_eq!(answered(post).await, 200);
 
     // Shutdown ends the open stream rather than waiting for it.
     running.stop().await;
@@ -242,25 +313,113 @@ async fn webhooks_are_verified_before_parsing_and_stream_in_order() {
 }
 
 #[tokio::test]
-async fn a_full_queue_answers_503_until_drained() {
+async fn a_webhook_is_answered_200_only_once_its_events_are_acked() {
+    let running = start(100).await;
+    let (mut stream, acks) = running.subscribe().await;
+    let post = running.post_later(r#"["one","two"]"#);
+    let one = next(&mut stream).await;
+    let two = next(&mut stream).await;
+    assert_eq!((one.event_id, two.event_id), (1, 2), "numbered in order");
+    ack(&acks, &one);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!post.is_finished(), "answered before every event was acked");
+    ack(&acks, &two);
+    assert_eq!(answered(post).await, 200);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_not_acked_in_time_gets_503_and_its_events_go_to_the_next_sidecar() {
+    let running = start_with(ServeConfig {
+        event_ack_timeout: Duration::from_millis(300),
+        ..ServeConfig::default()
+    })
+    .await;
+    // No sidecar at all.
+    let asked = Instant::now();
+    assert_eq!(running.post_signed(r#"["nobody"]"#).await, 503);
+    assert!(asked.elapsed() >= Duration::from_millis(300));
+
+    // A sidecar that takes the event and never acks it, then dies.
+    let (mut stream, acks) = running.subscribe().await;
+    let post = running.post_later(r#"["lost?"]"#);
+    assert_eq!(text(&next(&mut stream).await), "lost?");
+    assert_eq!(answered(post).await, 503, "the platform redelivers");
+    drop((stream, acks));
+
+    // The next sidecar is not handed what the platform redelivers anyway.
+    let mut sidecar = running.subscribe_acking().await;
+    assert_eq!(running.post_signed(r#"["again"]"#).await, 200);
+    assert_eq!(text(&next_acked(&mut sidecar).await), "again");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_sidecars_unacked_events_go_to_the_next_in_order_and_the_webhook_gets_200() {
+    let running = start(100).await;
+    let (mut dying, acks) = running.subscribe().await;
+    let post = running.post_later(r#"["x","y","z"]"#);
+    let x = next(&mut dying).await;
+    assert_eq!(text(&x), "x");
+    ack(&acks, &x);
+    assert_eq!(text(&next(&mut dying).await), "y");
+    // A dying sidecar's last acks may be lost with it (then x comes again,
+    // which is fine); here it lives long enough to deliver it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop((dying, acks));
+
+    let mut next_sidecar = running.subscribe_acking().await;
+    assert_eq!(text(&next_acked(&mut next_sidecar).await), "y");
+    assert_eq!(text(&next_acked(&mut next_sidecar).await), "z");
+    assert_eq!(answered(post).await, 200);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_stopping_adapter_refuses_new_webhooks_and_answers_acked_ones() {
+    let running = start(100).await;
+    let (mut stream, acks) = running.subscribe().await;
+    let post = running.post_later(r#"["in flight"]"#);
+    let event = next(&mut stream).await;
+    running.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = running
+        .signed(r#"["too late"]"#)
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert!(
+        !matches!(refused, Ok(200)),
+        "a stopping adapter takes no new webhook: {refused:?}"
+    );
+    assert!(!post.is_finished(), "the webhook in flight waits for its ack");
+    ack(&acks, &event);
+    assert_eq!(answered(post).await, 200);
+    let result = tokio::time::timeout(Duration::from_secs(5), running.task).await;
+    assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_until_acked() {
     let running = start(2).await;
-    assert_eq!(running.post_signed(r#"["a","b"]"#).await, 200);
+    let first = running.post_later(r#"["a","b"]"#);
+    let (mut stream, acks) = running.subscribe().await;
+    let a = next(&mut stream).await;
+    let b = next(&mut stream).await;
+    assert_eq!((text(&a), text(&b)), ("a", "b"));
     assert_eq!(
         running.post_signed(r#"["c"]"#).await,
         503,
-        "queue full: the platform retries"
+        "handed out but unacked still counts: the platform retries"
     );
-    let mut stream = running
-        .grpc
-        .clone()
-        .stream_events(pb::StreamEventsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(text(&next(&mut stream).await), "a");
-    assert_eq!(text(&next(&mut stream).await), "b");
-    assert_eq!(running.post_signed(r#"["c"]"#).await, 200);
-    assert_eq!(text(&next(&mut stream).await), "c");
+    ack(&acks, &a);
+    ack(&acks, &b);
+    assert_eq!(answered(first).await, 200);
+    let third = running.post_later(r#"["c"]"#);
+    let c = next(&mut stream).await;
+    assert_eq!(text(&c), "c");
+    ack(&acks, &c);
+    assert_eq!(answered(third).await, 200);
     running.stop().await;
 }
 
@@ -552,7 +711,8 @@ async fn slow_silent_and_dribbling_clients_are_cut_off_while_webhooks_are_answer
     let slow_body = tokio::spawn(until_closed(slow_body, started));
     let silent = tokio::spawn(until_closed(silent, started));
 
-    // A platform's webhook meanwhile is answered at once.
+    // A platform's webhook meanwhile is answered as soon as it is acked.
+    let _sidecar = running.subscribe_acking().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let asked = Instant::now();
     assert_eq!(running.post_signed(r#"["meanwhile"]"#).await, 200);
@@ -673,7 +833,10 @@ async fn a_webhook_in_flight_is_answered_through_shutdown() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     stream.write_all(rest.as_bytes()).await.unwrap();
     let (_, said) = until_closed(stream, Instant::now()).await;
-    assert!(said.starts_with("HTTP/1.1 200"), "{said:?}");
+    // Answered rather than cut off; a stopping adapter takes no new events,
+    // so the platform is asked to redeliver them elsewhere.
+    assert!(said.starts_with("HTTP/1.1 503"), "{said:?}");
+    assert!(said.contains("the adapter is stopping"), "{said:?}");
     assert!(said.contains("connection: close"), "and told to go: {said:?}");
 
     let result = tokio::time::timeout(Duration::from_secs(5), running.task).await;

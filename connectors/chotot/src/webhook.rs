@@ -136,6 +136,7 @@ pub fn parse(body: &[u8], our_sender: &str) -> Result<Vec<pb::PlatformEvent>, We
             from_us: false,
         })),
         traceparent: String::new(),
+        ..Default::default()
     }])
 }
 

@@ -121,12 +121,13 @@ async fn describe_says_what_chotot_offers() {
 #[tokio::test]
 async fn an_inbound_event_streams_as_an_inbound_message() {
     let s = setup().await;
+    // The simulator's webhook is answered once a subscriber acked it.
+    let mut events = s.adapter.events().await;
     let id = s
         .sim
         .inbound_text("chotot", "5002", "Minh", "Giá cuối bao nhiêu shop?")
         .await
         .unwrap();
-    let mut events = s.adapter.events().await;
     let message = inbound(next_event(&mut events).await);
     assert_eq!(message.platform, "chotot");
     assert_eq!(

@@ -7,7 +7,10 @@
 //!   SENT or FAILED to `status-updates`; offsets are stored only after the
 //!   statuses are acked.
 //! - [`events`]: follow the adapter's `StreamEvents` and publish receipts to
-//!   `status-updates` and user messages to `inbound`.
+//!   `status-updates` and user messages to `inbound`, acking each event back
+//!   to the adapter once the broker acked it (the adapter answers the
+//!   platform's webhook only then); an event not acked is the adapter's to
+//!   stream again, so the sidecar holds none of its own.
 
 pub mod breaker;
 pub mod cli;

@@ -1,7 +1,10 @@
 //! Posting webhooks to an adapter the way a platform does: signed, one event
-//! batch per POST, and retried with backoff when not answered 2xx (Meta
-//! retries for days; a few attempts stand in for that here). Shutdown stops
-//! the retries.
+//! batch per POST, and retried with backoff when not answered 2xx, a 503
+//! included (Meta retries for days; a few attempts stand in for that here).
+//! Like Meta and Telegram, it waits ~20 s for an answer: an adapter holds
+//! the answer until its events are durable, up to its own ack timeout
+//! (8 s by default), and a 503 after that is a retry, not a loss. Shutdown
+//! stops the retries.
 //!
 //! A webhook URL may name several adapters, comma-separated: replicas
 //! behind one address, as a Kubernetes Service puts them. Each post goes
@@ -35,6 +38,7 @@ pub enum DeliveryError {
 }
 
 const ATTEMPTS: u32 = 6;
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -51,7 +55,8 @@ impl WebhookPoster {
         // install ring unless someone installed one already.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            // The platforms' patience, longer than the adapter's ack timeout.
+            .timeout(ANSWER_TIMEOUT)
             .connect_timeout(Duration::from_secs(2))
             .user_agent("facebookexternalua")
             .build()?;

@@ -146,6 +146,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedUpdate, WebhookParseError> {
                 from_us: false,
             })),
             traceparent: String::new(),
+            ..Default::default()
         }),
     })
 }

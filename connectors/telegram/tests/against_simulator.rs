@@ -87,14 +87,18 @@ async fn describe_says_no_receipts_and_the_limits() {
 #[tokio::test]
 async fn an_inbound_update_streams_as_an_inbound_message() {
     let s = setup().await;
-    // Sent before anyone subscribes: it waits in the queue.
-    let id = s
-        .sim
-        .inbound_text("telegram", "4242", "Anna", "Xin chào shop")
-        .await
-        .unwrap();
-    assert_eq!(id, "4242:1");
+    // Sent before anyone subscribes: it waits in the queue, and the
+    // webhook waits for the subscriber's ack.
+    let sim = s.sim.clone();
+    let sent = tokio::spawn(async move {
+        sim.inbound_text("telegram", "4242", "Anna", "Xin chào shop")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!sent.is_finished(), "answered before anyone acked it");
     let mut events = s.adapter.events().await;
+    let id = sent.await.unwrap().unwrap();
+    assert_eq!(id, "4242:1");
     let event = next_event(&mut events).await;
     chat4all_adapter::testing::assert_new_trace(&event.traceparent);
     let message = inbound(event);

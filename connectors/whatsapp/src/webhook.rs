@@ -223,6 +223,7 @@ fn receipt(status: &Status) -> Result<Option<pb::PlatformEvent>, WebhookParseErr
             failure,
         })),
         traceparent: ours.traceparent,
+        ..Default::default()
     }))
 }
 
@@ -288,6 +289,7 @@ fn inbound(message: &Message, contacts: &[Contact]) -> Result<Option<pb::Platfor
             from_us: false,
         })),
         traceparent: String::new(),
+        ..Default::default()
     }))
 }
 

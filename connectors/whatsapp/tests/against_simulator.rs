@@ -239,18 +239,22 @@ async fn forged_or_broken_webhooks_are_refused_and_never_streamed() {
 #[tokio::test]
 async fn an_inbound_text_streams_as_an_inbound_message() {
     let s = setup(Duration::from_secs(5)).await;
-    // Sent before anyone subscribes: it waits in the queue.
-    let id = s
-        .sim
-        .inbound_text(
+    // Sent before anyone subscribes: it waits in the queue, and the
+    // webhook waits for the subscriber's ack.
+    let sim = s.sim.clone();
+    let sent = tokio::spawn(async move {
+        sim.inbound_text(
             "whatsapp",
             "16315551234",
             "Kerry Fisher",
             "Is this still available?",
         )
         .await
-        .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!sent.is_finished(), "answered before anyone acked it");
     let mut events = s.events().await;
+    let id = sent.await.unwrap().unwrap();
     let event = next(&mut events).await;
     chat4all_adapter::testing::assert_new_trace(&event.traceparent);
     let Some(Event::Inbound(message)) = event.event else {

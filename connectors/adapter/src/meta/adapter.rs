@@ -167,6 +167,7 @@ fn receipt(
             failure: None,
         })),
         traceparent: sent.map(|s| s.traceparent.clone()).unwrap_or_default(),
+        ..Default::default()
     }
 }
 
@@ -259,6 +260,7 @@ impl PlatformAdapter for MetaAdapter {
                         from_us: false,
                     })),
                     traceparent: String::new(),
+                    ..Default::default()
                 }),
                 MessagingEvent::Echo {
                     recipient,
