@@ -99,6 +99,7 @@ impl MetaAdapter {
                 failure: None,
             })),
             traceparent: ours.traceparent,
+            ..Default::default()
         })
     }
 
