@@ -10,6 +10,13 @@
 //! Either is safe when the first record was only slow: the router's ROUTED
 //! is an idempotent repeat and the sidecar's claim keeps the platform call
 //! single.
+//!
+//! One gateway replica reconciles at a time: each round first takes (or
+//! keeps) the store's `reconciler` lease, for three rounds' time, so N
+//! replicas do not re-publish the same messages N times, and a replica that
+//! dies hands the job over once its lease runs out.
+
+use std::time::Duration;
 
 use chat4all_domain::{DeliveryStatus, Timestamp};
 use chat4all_kafka::{Producer, topics};
@@ -23,6 +30,20 @@ use crate::{ReconcileArgs, publish};
 /// round takes the rest.
 const BATCH: u32 = 500;
 
+/// The store lease one reconciler holds at a time.
+pub(crate) const LEASE: &str = "reconciler";
+
+/// Whether this replica, `holder`, reconciles this round.
+pub(crate) async fn my_turn(store: &SharedStore, holder: &str, every: Duration) -> bool {
+    match store.acquire_lease(LEASE, holder, every.saturating_mul(3)).await {
+        Ok(held) => held,
+        Err(error) => {
+            tracing::warn!(%error, "cannot take the reconciler lease; skipping this round");
+            false
+        }
+    }
+}
+
 pub(crate) async fn run(
     store: SharedStore,
     producer: Producer,
@@ -30,11 +51,23 @@ pub(crate) async fn run(
     config: ReconcileArgs,
     shutdown: CancellationToken,
 ) {
+    // The pod's name where there is one, and always something unique: two
+    // processes must never think they share the lease.
+    let holder = format!(
+        "{}/{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".to_owned()),
+        uuid::Uuid::now_v7()
+    );
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(config.every) => {}
         }
+        if !my_turn(&store, &holder, config.every).await {
+            metrics::counter!("chat4all_reconcile_rounds_total", "ran" => "false").increment(1);
+            continue;
+        }
+        metrics::counter!("chat4all_reconcile_rounds_total", "ran" => "true").increment(1);
         match once(&store, &producer, &tracer, config).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "re-published stuck messages"),
@@ -80,4 +113,46 @@ pub(crate) async fn once(
         count += stuck.len();
     }
     Ok(count)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use chat4all_store_embedded::{EmbeddedOptions, EmbeddedStore};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn one_replica_reconciles_at_a_time_and_a_dead_ones_turn_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore =
+            Arc::new(EmbeddedStore::open(&dir.path().join("lease.db"), EmbeddedOptions::default()).unwrap());
+        let every = Duration::from_millis(100);
+        let rounds = |holder: &'static str| {
+            let store = store.clone();
+            async move {
+                let mut mine = 0;
+                for _ in 0..5 {
+                    mine += usize::from(my_turn(&store, holder, every).await);
+                }
+                mine
+            }
+        };
+        // Both replicas look five times within the lease: one does every round.
+        let (a, b) = tokio::join!(rounds("gateway-a"), rounds("gateway-b"));
+        assert_eq!((a.min(b), a.max(b)), (0, 5), "a={a} b={b}");
+        let (holder, other) = if a == 5 {
+            ("gateway-a", "gateway-b")
+        } else {
+            ("gateway-b", "gateway-a")
+        };
+        assert!(my_turn(&store, holder, every).await);
+        // The holder stops looking (it died): after three rounds' time the
+        // other takes over.
+        tokio::time::sleep(every * 3 + Duration::from_millis(100)).await;
+        assert!(my_turn(&store, other, every).await);
+        assert!(!my_turn(&store, holder, every).await);
+    }
 }

@@ -85,6 +85,10 @@ pub const FAMILIES: &[Family] = &[
          by topic and the status they were stuck in.",
     ),
     counter(
+        "chat4all_reconcile_rounds_total",
+        "Reconciler rounds, by whether this gateway replica held the reconciler lease and ran it.",
+    ),
+    counter(
         "chat4all_connector_reads_total",
         "The gateway's reads of a platform through its connector, by platform, call and gRPC code.",
     ),
