@@ -12,24 +12,10 @@ use std::time::{Duration, Instant};
 
 use chat4all::topology::{self, StoreEngine, replica};
 use chat4all_domain::Platform;
-use chat4all_proto::v1::{self as pb, GetMessageRequest};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use support::{PLATFORMS, Sent, Stream, TestTopology, WITHIN, wait_final};
+use support::{PLATFORMS, Stream, TestTopology, WITHIN, wait_final};
 
-/// [`PLATFORMS`], with Messenger and Instagram held to SENT: their receipts
-/// resolve through the sent-message index in each adapter's memory, so a
-/// receipt that reaches the replica which did not send the message (a
-/// Messenger read watermark names no message) resolves to nothing, and the
-/// message stays short of READ. The next issue moves that index to the
-/// store; until then this test reports how many stopped short.
-const REPLICA_PLATFORMS: [(&str, &str, pb::DeliveryStatus); 5] = [
-    PLATFORMS[0],
-    ("messenger", PLATFORMS[1].1, pb::DeliveryStatus::Sent),
-    ("instagram", PLATFORMS[2].1, pb::DeliveryStatus::Sent),
-    PLATFORMS[3],
-    PLATFORMS[4],
-];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_of_each_service_on_kafka_and_cassandra_lose_nothing_and_send_nothing_twice() {
@@ -38,7 +24,7 @@ async fn two_replicas_of_each_service_on_kafka_and_cassandra_lose_nothing_and_se
         config.replicas = 2;
     })
     .await;
-    let mut stream = Stream::start(t.balanced_client(), "replicas", &REPLICA_PLATFORMS);
+    let mut stream = Stream::start(t.balanced_client(), "replicas", &PLATFORMS);
 
     // Every platform's first messages reach their final state, through
     // replicas that share each consumer group's partitions.
@@ -96,8 +82,7 @@ async fn two_replicas_of_each_service_on_kafka_and_cassandra_lose_nothing_and_se
         stream.more(4).await;
     }
 
-    let sent = t.check_stream(stream).await;
-    report_short_of_read(&mut t.client().await, &sent).await;
+    t.check_stream(stream).await;
     assert!(t.get().take_deaths().is_empty(), "no process may die on its own");
     t.stop().await;
 }
@@ -206,27 +191,3 @@ fn assigned_partitions(bytes: &[u8]) -> usize {
     partitions
 }
 
-/// How many Messenger and Instagram messages ended short of READ, which
-/// one adapter would have taken there.
-async fn report_short_of_read(
-    client: &mut pb::messaging_service_client::MessagingServiceClient<tonic::transport::Channel>,
-    sent: &[Sent],
-) {
-    for platform in ["messenger", "instagram"] {
-        let mut by_status = std::collections::BTreeMap::new();
-        for s in sent.iter().filter(|s| s.platform == platform) {
-            let message = client
-                .get_message(GetMessageRequest {
-                    message_id: s.id.clone(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .message
-                .unwrap();
-            let status = pb::DeliveryStatus::try_from(message.status).unwrap_or_default();
-            *by_status.entry(status.as_str_name()).or_insert(0) += 1;
-        }
-        eprintln!("{platform} messages by final status, with two adapters: {by_status:?}");
-    }
-}

@@ -71,6 +71,7 @@ fn status_update(
             .unwrap_or_default(),
         platform_message_id: String::new(),
         failure,
+        ..Default::default()
     }
 }
 

@@ -142,6 +142,62 @@ fn count_reached(result: &TransitionResult) {
     }
 }
 
+/// A watermark receipt names no message, only a recipient and a time.
+fn is_watermark(update: &pb::StatusUpdate) -> bool {
+    update.watermark.is_some() && update.message_id.is_empty() && update.platform_message_id.is_empty()
+}
+
+/// Most messages one watermark moves on; a recipient with more awaiting
+/// has the rest moved by the next watermark.
+const WATERMARK_LIMIT: u32 = 500;
+
+impl Applier {
+    /// The changes a watermark receipt makes: one per message to its
+    /// recipient SENT at or before it and short of its status, found in the
+    /// store (any replica may have sent them). Err(reason) for an update no
+    /// watermark can be; the outer error when the store did not answer.
+    async fn covered_by(&self, update: &pb::StatusUpdate) -> Result<Result<Vec<StatusChange>, String>, HandlerError> {
+        let status = match DeliveryStatus::from_proto(update.status) {
+            Some(s @ (DeliveryStatus::Delivered | DeliveryStatus::Read)) => s,
+            _ => return Ok(Err(format!("watermark receipt with status {}", update.status))),
+        };
+        let recipient = match update
+            .platform
+            .parse::<chat4all_domain::Platform>()
+            .map_err(|e| e.to_string())
+            .and_then(|p| chat4all_domain::Recipient::new(p, &update.recipient_id).map_err(|e| e.to_string()))
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(format!("watermark receipt: {e}"))),
+        };
+        let Some(watermark) = update.watermark else {
+            return Ok(Err("watermark receipt without a watermark".to_owned()));
+        };
+        let ids = self
+            .store
+            .awaiting_receipt(&recipient, watermark.into(), status, WATERMARK_LIMIT)
+            .await
+            .map_err(HandlerError::new)?;
+        let at = chat4all_domain::convert::timestamp_or_now(update.at);
+        let hop = if update.hop.is_empty() {
+            chat4all_store::UNKNOWN_HOP.to_owned()
+        } else {
+            update.hop.clone()
+        };
+        Ok(Ok(ids
+            .into_iter()
+            .map(|id| StatusChange {
+                message: chat4all_store::MessageRef::Id(id),
+                status,
+                at,
+                hop: hop.clone(),
+                platform_message_id: None,
+                failure: None,
+            })
+            .collect()))
+    }
+}
+
 /// A status update as the store takes it, or why it cannot be one: the
 /// store's own conversion, the one its gRPC server applies too.
 fn to_change(update: pb::StatusUpdate) -> Result<StatusChange, String> {
@@ -175,7 +231,28 @@ impl BatchHandler for Applier {
         let mut sources = Vec::with_capacity(batch.len());
         for (index, record) in batch.iter().enumerate() {
             let mut hop = hops::process(&self.tracer, record);
-            match decode::<pb::StatusUpdate>(&record.payload).and_then(to_change) {
+            let update = decode::<pb::StatusUpdate>(&record.payload);
+            if let Ok(update) = &update
+                && is_watermark(update)
+            {
+                match self.covered_by(update).await? {
+                    Ok(covered) => {
+                        hop.record(|| vec![attributes::status(update.status().as_str_name())]);
+                        metrics::counter!("chat4all_watermark_messages_total", "platform" => update.platform.clone())
+                            .increment(covered.len() as u64);
+                        for change in covered {
+                            changes.push(change);
+                            sources.push((index, record, hops::process(&self.tracer, record)));
+                        }
+                    }
+                    Err(reason) => {
+                        hop.fail(reason.clone());
+                        dead.push(DeadLetter { index, reason });
+                    }
+                }
+                continue;
+            }
+            match update.and_then(to_change) {
                 Ok(change) => {
                     hop.record(|| vec![attributes::status(change.status.as_str())]);
                     changes.push(change);

@@ -230,6 +230,44 @@ pub async fn next_event(events: &mut Events) -> pb::PlatformEvent {
         .expect("an open stream")
 }
 
+/// Whether `event` is one a Meta adapter adds beside the receipts naming
+/// a message: the SENT its echo of our send confirms, or a watermark for
+/// the store to resolve.
+fn is_meta_extra(event: &pb::PlatformEvent) -> bool {
+    matches!(&event.event, Some(pb::platform_event::Event::Receipt(r))
+        if r.watermark.is_some() || r.status == pb::DeliveryStatus::Sent as i32)
+}
+
+/// The next receipt naming a delivery or read, skipping what
+/// [`is_meta_extra`] says.
+pub async fn next_receipt(events: &mut Events) -> (pb::Receipt, String) {
+    loop {
+        let event = next_event(events).await;
+        if !is_meta_extra(&event) {
+            return receipt(event);
+        }
+    }
+}
+
+/// The next inbound message, skipping what [`is_meta_extra`] says.
+pub async fn next_inbound(events: &mut Events) -> pb::InboundMessage {
+    loop {
+        let event = next_event(events).await;
+        if !is_meta_extra(&event) {
+            return inbound(event);
+        }
+    }
+}
+
+/// Fails if an event other than what [`is_meta_extra`] says arrives
+/// within `wait`.
+pub async fn no_receipt_within(events: &mut Events, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.rx.recv()).await {
+        assert!(is_meta_extra(&event), "expected no event, got {event:?}");
+    }
+}
+
 /// Fails if an event arrives within `wait`.
 pub async fn no_event_within(events: &mut Events, wait: Duration) {
     if let Ok(event) = tokio::time::timeout(wait, events.rx.recv()).await {

@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat4all_adapter::testing::{
-    self, AgainstSimulator, RunningAdapter, TRACEPARENT, inbound, next_event, no_event_within, receipt,
+    self, AgainstSimulator, RunningAdapter, TRACEPARENT, next_inbound, next_receipt, no_receipt_within,
     request,
 };
 use chat4all_instagram::InstagramConfig;
@@ -71,7 +71,7 @@ async fn a_send_is_one_call_on_the_shared_path_and_only_read_comes_back() {
         })
     );
 
-    let (r, traceparent) = receipt(next_event(&mut events).await);
+    let (r, traceparent) = next_receipt(&mut events).await;
     assert_eq!(
         r.status(),
         pb::DeliveryStatus::Read,
@@ -83,14 +83,14 @@ async fn a_send_is_one_call_on_the_shared_path_and_only_read_comes_back() {
     );
     assert_eq!(r.platform_message_id, accepted.platform_message_id);
     chat4all_adapter::testing::assert_continues_trace(Some(&traceparent), TRACEPARENT);
-    no_event_within(&mut events, Duration::from_millis(150)).await;
+    no_receipt_within(&mut events, Duration::from_millis(150)).await;
 
     // Were a delivery event to come, it would not become a receipt.
     let delivery = instagram(
         json!({"sender": {"id": IGSID}, "delivery": {"mids": [accepted.platform_message_id], "watermark": 1}}),
     );
     assert_eq!(sim.post_webhook("instagram", delivery).await.unwrap(), 200);
-    no_event_within(&mut events, Duration::from_millis(100)).await;
+    no_receipt_within(&mut events, Duration::from_millis(100)).await;
 
     let caps = s.describe().await.capabilities.unwrap();
     assert!(!caps.delivery_receipts && caps.read_receipts, "{caps:?}");
@@ -110,7 +110,7 @@ async fn echoes_are_dropped_and_inbound_texts_streamed() {
     );
     assert_eq!(sim.post_webhook("instagram", echo).await.unwrap(), 200);
     let id = sim.inbound_text("instagram", IGSID, "", "hello").await.unwrap();
-    let message = inbound(next_event(&mut events).await);
+    let message = next_inbound(&mut events).await;
     assert_eq!(message.platform, "instagram");
     assert_eq!(
         (message.vendor_channel_id.as_str(), message.sender_id.as_str()),
@@ -134,7 +134,7 @@ async fn echoes_are_dropped_and_inbound_texts_streamed() {
             .unwrap(),
         400
     );
-    no_event_within(&mut events, Duration::from_millis(100)).await;
+    no_receipt_within(&mut events, Duration::from_millis(100)).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat4all_adapter::signature::sign_hmac_sha256_hex;
 use chat4all_adapter::testing::{
-    self, AgainstSimulator, RunningAdapter, TRACEPARENT, inbound, next_event, no_event_within, receipt,
+    self, AgainstSimulator, RunningAdapter, TRACEPARENT, next_inbound, next_receipt, no_receipt_within,
     request,
 };
 use chat4all_adapter::{AdapterArgs, Secret};
@@ -86,7 +86,7 @@ async fn a_send_is_one_call_and_the_watermarks_become_receipts() {
     // The echo is dropped; the delivery and read watermarks name our message.
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let (r, traceparent) = receipt(next_event(&mut events).await);
+        let (r, traceparent) = next_receipt(&mut events).await;
         assert_eq!(
             (r.message_id.as_str(), r.conversation_id.as_str()),
             ("msg-1", "conv-msg-1")
@@ -100,7 +100,7 @@ async fn a_send_is_one_call_and_the_watermarks_become_receipts() {
         statuses,
         [pb::DeliveryStatus::Delivered, pb::DeliveryStatus::Read]
     );
-    no_event_within(&mut events, Duration::from_millis(100)).await;
+    no_receipt_within(&mut events, Duration::from_millis(100)).await;
     assert_eq!(
         sim.received_count("messenger"),
         1,
@@ -133,7 +133,7 @@ async fn a_watermark_without_mids_delivers_every_earlier_message_once() {
         200
     );
     for (i, mid) in mids.iter().enumerate() {
-        let (r, _) = receipt(next_event(&mut events).await);
+        let (r, _) = next_receipt(&mut events).await;
         assert_eq!(r.status(), pb::DeliveryStatus::Delivered);
         assert_eq!(
             (r.message_id.clone(), &r.platform_message_id),
@@ -142,7 +142,7 @@ async fn a_watermark_without_mids_delivers_every_earlier_message_once() {
     }
     // The same event again (Meta redelivers) reports nothing new.
     assert_eq!(sim.post_webhook("messenger", delivery).await.unwrap(), 200);
-    no_event_within(&mut events, Duration::from_millis(150)).await;
+    no_receipt_within(&mut events, Duration::from_millis(150)).await;
 
     let read = page(
         json!({"sender": {"id": PSID}, "recipient": {"id": PAGE}, "timestamp": now_ms(),
@@ -150,13 +150,13 @@ async fn a_watermark_without_mids_delivers_every_earlier_message_once() {
     );
     assert_eq!(sim.post_webhook("messenger", read).await.unwrap(), 200);
     for i in 1..=3 {
-        let (r, _) = receipt(next_event(&mut events).await);
+        let (r, _) = next_receipt(&mut events).await;
         assert_eq!(
             (r.message_id.clone(), r.status()),
             (format!("w-{i}"), pb::DeliveryStatus::Read)
         );
     }
-    no_event_within(&mut events, Duration::from_millis(100)).await;
+    no_receipt_within(&mut events, Duration::from_millis(100)).await;
 }
 
 #[tokio::test]
@@ -170,13 +170,13 @@ async fn mids_echo_first_and_reversed_receipts_still_resolve_once() {
 
     // Read arrives first: it reports READ, and the later delivery (read
     // implies delivered) reports nothing.
-    let (r, _) = receipt(next_event(&mut events).await);
+    let (r, _) = next_receipt(&mut events).await;
     assert_eq!(
         (r.message_id.as_str(), r.status()),
         ("msg-r", pb::DeliveryStatus::Read)
     );
     assert_eq!(r.platform_message_id, accepted.platform_message_id);
-    no_event_within(&mut events, Duration::from_millis(150)).await;
+    no_receipt_within(&mut events, Duration::from_millis(150)).await;
     assert_eq!(
         sim.webhooks_posted("messenger"),
         (3, 0),
@@ -204,7 +204,7 @@ async fn echoes_are_recognised_and_never_streamed_as_inbound() {
         .inbound_text("messenger", PSID, "", "Is this still available?")
         .await
         .unwrap();
-    let message = inbound(next_event(&mut events).await);
+    let message = next_inbound(&mut events).await;
     assert_eq!(message.platform, "messenger");
     assert_eq!(
         (message.vendor_channel_id.as_str(), message.sender_id.as_str()),
@@ -250,7 +250,7 @@ async fn forged_or_broken_webhooks_are_refused_and_never_streamed() {
         "another platform's envelope"
     );
     let id = sim.inbound_text("messenger", PSID, "", "genuine").await.unwrap();
-    let message = inbound(next_event(&mut events).await);
+    let message = next_inbound(&mut events).await;
     assert_eq!(
         (message.text.as_str(), message.external_message_id.as_str()),
         ("genuine", id.as_str())
@@ -298,7 +298,7 @@ async fn refusals_map_to_the_kind_the_sidecar_acts_on() {
 }
 
 #[tokio::test]
-async fn an_answer_held_past_the_timeout_is_transient_but_its_receipts_still_count() {
+async fn an_answer_held_past_the_timeout_is_ambiguous_and_its_receipts_still_count() {
     let (s, sim) = setup(Duration::from_millis(300)).await;
     sim.set_timeout("messenger", Some(Duration::MAX)).unwrap();
     let mut events = s.events().await;
@@ -309,7 +309,7 @@ async fn an_answer_held_past_the_timeout_is_transient_but_its_receipts_still_cou
     );
     // The platform took it: its echo told the adapter the mid, and the
     // watermarks name our message.
-    let (r, _) = receipt(next_event(&mut events).await);
+    let (r, _) = next_receipt(&mut events).await;
     assert_eq!(
         (r.message_id.as_str(), r.status()),
         ("m-slow", pb::DeliveryStatus::Delivered)

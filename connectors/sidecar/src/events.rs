@@ -202,14 +202,18 @@ impl Call<'_> {
                     platform: platform.as_str().to_owned(),
                     platform_message_id: receipt.platform_message_id.clone(),
                     failure: receipt.failure,
+                    recipient_id: receipt.recipient_id.clone(),
+                    watermark: receipt.watermark,
                 };
                 // The conversation key keeps a receipt behind its message's
                 // SENT; without it, the state machine still orders what
-                // arrives.
-                let key = if receipt.conversation_id.is_empty() {
-                    receipt.platform_message_id
-                } else {
+                // arrives. A watermark goes by its recipient.
+                let key = if !receipt.conversation_id.is_empty() {
                     receipt.conversation_id
+                } else if receipt.platform_message_id.is_empty() && !receipt.recipient_id.is_empty() {
+                    format!("{platform}:{}", receipt.recipient_id)
+                } else {
+                    receipt.platform_message_id
                 };
                 metrics::counter!("chat4all_receipts_total", "platform" => platform.as_str()).increment(1);
                 (

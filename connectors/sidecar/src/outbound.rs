@@ -349,6 +349,7 @@ impl Sender {
                 platform: self.platform.as_str().to_owned(),
                 platform_message_id: String::new(),
                 failure: None,
+                ..Default::default()
             };
             let mut dead_letter = None;
             match outcome {

@@ -221,6 +221,7 @@ fn receipt(status: &Status) -> Result<Option<pb::PlatformEvent>, WebhookParseErr
             status: delivery as i32,
             at: Some(at),
             failure,
+            ..Default::default()
         })),
         traceparent: ours.traceparent,
         ..Default::default()

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Recipient, Timestamp};
 use chat4all_proto::v1 as pb;
 
 pub use error::StoreError;
@@ -129,6 +129,18 @@ pub trait MessageStore: Send + Sync + 'static {
     /// it now: the platform took the message, which no later claimant may
     /// forget. Written before SENT is announced.
     async fn record_answer(&self, id: MessageId, answer: &PlatformAnswer) -> Result<(), StoreError>;
+
+    /// Messages to `recipient` that reached SENT at or before `sent_up_to`
+    /// and are still short of `short_of` (DELIVERED or READ), oldest first,
+    /// `limit` at most (0 means 50, at most 500): what a platform's
+    /// watermark receipt covers, whichever replica sent them.
+    async fn awaiting_receipt(
+        &self,
+        recipient: &Recipient,
+        sent_up_to: Timestamp,
+        short_of: DeliveryStatus,
+        limit: u32,
+    ) -> Result<Vec<MessageId>, StoreError>;
 
     /// Takes the named lease for `holder` for `ttl` from now, or keeps it:
     /// true when `holder` holds it now (it was free, expired, or already

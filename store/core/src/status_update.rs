@@ -98,6 +98,7 @@ impl From<StatusChange> for pb::StatusUpdate {
             platform,
             platform_message_id,
             failure: c.failure,
+            ..Default::default()
         }
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Recipient, Timestamp};
 use chat4all_proto::v1 as pb;
 
 use self::db_error::db_error;
@@ -237,6 +237,21 @@ impl MessageStore for EmbeddedStore {
         self.inner
             .writer
             .submit(move |conn| claims::record_answer(conn, &id, &answer))
+            .await
+    }
+
+    async fn awaiting_receipt(
+        &self,
+        recipient: &Recipient,
+        sent_up_to: Timestamp,
+        short_of: DeliveryStatus,
+        limit: u32,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let limit = paging::page_size(limit);
+        let recipient = recipient.clone();
+        self.inner
+            .readers
+            .read(move |conn| queries::awaiting_receipt(conn, &recipient, sent_up_to, short_of, limit))
             .await
     }
 

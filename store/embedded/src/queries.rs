@@ -3,7 +3,7 @@
 //!
 //! Statements are `prepare_cached`: each connection compiles each one once.
 
-use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Timestamp};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Platform, Recipient, Timestamp};
 use chat4all_proto::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -261,4 +261,46 @@ fn one(
         .optional()
         .map_err(db_error)?;
     raw.map(MessageRow::try_from).transpose()
+}
+
+/// Messages to the recipient SENT at or before `up_to` and still short of
+/// `short_of`, oldest first.
+pub(super) fn awaiting_receipt(
+    conn: &Connection,
+    recipient: &Recipient,
+    up_to: Timestamp,
+    short_of: DeliveryStatus,
+    limit: u32,
+) -> Result<Vec<MessageId>, StoreError> {
+    let awaiting: &[DeliveryStatus] = match short_of {
+        DeliveryStatus::Read => &[DeliveryStatus::Sent, DeliveryStatus::Delivered],
+        _ => &[DeliveryStatus::Sent],
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE recipient_platform = ?1 AND recipient_id = ?2 \
+             AND sent_at <= ?3 AND status IN (?4, ?5) ORDER BY sent_at LIMIT ?6",
+        )
+        .map_err(db_error)?;
+    let ids = stmt
+        .query_map(
+            params![
+                recipient.platform.as_str(),
+                recipient.id,
+                up_to.as_micros(),
+                awaiting[0].as_str(),
+                awaiting[awaiting.len() - 1].as_str(),
+                i64::from(limit)
+            ],
+            |row| row.get::<_, String>(0),
+        )
+        .map_err(db_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_error)?;
+    ids.iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| StoreError::Corrupt(format!("message id {id:?}")))
+        })
+        .collect()
 }

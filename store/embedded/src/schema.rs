@@ -19,7 +19,7 @@ use crate::db_error::db_error;
 use chat4all_store::StoreError;
 
 /// The migrations, in order; never edit one that shipped, append another.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 const V1: &str = "
 CREATE TABLE messages (
@@ -141,6 +141,12 @@ CREATE TABLE leases (
     holder TEXT    NOT NULL,
     until  INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+";
+
+/// A platform's watermark receipt finds the messages to one recipient
+/// sent before it.
+const V7: &str = "
+CREATE INDEX messages_by_recipient_sent ON messages (recipient_platform, recipient_id, sent_at);
 ";
 
 /// The one connection that writes: WAL, so readers never wait for it.

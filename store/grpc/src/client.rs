@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Recipient, Timestamp};
 use chat4all_proto::v1 as pb;
 use pb::message_store_client::MessageStoreClient;
 use tonic::transport::{Channel, Endpoint};
@@ -268,6 +268,28 @@ impl MessageStore for StoreClient {
             .await
             .map_err(|s| from_status(&s))?;
         Ok(())
+    }
+
+    async fn awaiting_receipt(
+        &self,
+        recipient: &Recipient,
+        sent_up_to: Timestamp,
+        short_of: DeliveryStatus,
+        limit: u32,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let request = pb::AwaitingReceiptRequest {
+            recipient: Some(pb::Recipient::from(recipient)),
+            sent_up_to: Some(sent_up_to.into()),
+            short_of: short_of.to_proto().into(),
+            limit,
+        };
+        let response = self
+            .rpc()
+            .awaiting_receipt(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        convert::claim_ids_from_proto(&response.into_inner().message_ids)
+            .map_err(|e| StoreError::Corrupt(format!("awaiting-receipt answer: {e}")))
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {

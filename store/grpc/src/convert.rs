@@ -50,6 +50,9 @@ pub(super) mod field {
     pub(crate) const TTL: &str = "ttl";
     pub(crate) const LEASE_NAME: &str = "name";
     pub(crate) const ANSWERED_AT: &str = "answered_at";
+    pub(crate) const RECIPIENT: &str = "recipient";
+    pub(crate) const SENT_UP_TO: &str = "sent_up_to";
+    pub(crate) const SHORT_OF: &str = "short_of";
 
     /// Every name above, so a client can hand back the `&'static str` a
     /// server named.
@@ -80,6 +83,9 @@ pub(super) mod field {
         TTL,
         LEASE_NAME,
         ANSWERED_AT,
+        RECIPIENT,
+        SENT_UP_TO,
+        SHORT_OF,
     ];
 }
 
@@ -273,6 +279,35 @@ pub(super) fn answer_from_proto(r: &pb::RecordAnswerRequest) -> Result<PlatformA
         platform_message_id: r.platform_message_id.clone(),
         at: at.into(),
     })
+}
+
+/// A watermark's look-up from the wire: who, up to when, short of what.
+pub(super) fn awaiting_receipt_from_proto(
+    r: &pb::AwaitingReceiptRequest,
+) -> Result<(Recipient, chat4all_domain::Timestamp, DeliveryStatus), StoreError> {
+    let recipient = r
+        .recipient
+        .as_ref()
+        .ok_or_else(|| invalid(field::RECIPIENT, "is required".to_owned()))?;
+    let platform: Platform = recipient
+        .platform
+        .parse()
+        .map_err(|e: chat4all_domain::UnknownPlatform| invalid(field::RECIPIENT, e.to_string()))?;
+    let recipient =
+        Recipient::new(platform, &recipient.id).map_err(|e| invalid(field::RECIPIENT, e.to_string()))?;
+    let up_to = r
+        .sent_up_to
+        .ok_or_else(|| invalid(field::SENT_UP_TO, "is required".to_owned()))?;
+    let short_of = match DeliveryStatus::from_proto(r.short_of) {
+        Some(s @ (DeliveryStatus::Delivered | DeliveryStatus::Read)) => s,
+        _ => {
+            return Err(invalid(
+                field::SHORT_OF,
+                format!("{} is not DELIVERED or READ", r.short_of),
+            ));
+        }
+    };
+    Ok((recipient, up_to.into(), short_of))
 }
 
 pub(super) fn claim_ids_from_proto(ids: &[String]) -> Result<Vec<MessageId>, StoreError> {

@@ -177,6 +177,24 @@ impl<S: MessageStore + ?Sized> MessageStoreRpc for StoreService<S> {
         .await
     }
 
+    async fn awaiting_receipt(
+        &self,
+        request: Request<pb::AwaitingReceiptRequest>,
+    ) -> Result<Response<pb::AwaitingReceiptResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            let (recipient, up_to, short_of) = convert::awaiting_receipt_from_proto(&request)?;
+            let ids = self
+                .store
+                .awaiting_receipt(&recipient, up_to, short_of, request.limit)
+                .await?;
+            Ok(pb::AwaitingReceiptResponse {
+                message_ids: ids.iter().map(ToString::to_string).collect(),
+            })
+        })
+        .await
+    }
+
     async fn acquire_lease(
         &self,
         request: Request<pb::AcquireLeaseRequest>,

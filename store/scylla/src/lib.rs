@@ -21,6 +21,7 @@
 //! - The schema is versioned CQL, applied at start-up or by
 //!   `chat4all migrate schema` (`schema`).
 
+mod awaiting;
 mod buckets;
 mod channels;
 mod claims;
@@ -42,7 +43,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Timestamp};
+use chat4all_domain::{ConversationId, DeliveryStatus, MessageId, Recipient, Timestamp};
 use chat4all_proto::v1 as pb;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -266,6 +267,17 @@ impl MessageStore for ScyllaStore {
 
     async fn record_answer(&self, id: MessageId, answer: &PlatformAnswer) -> Result<(), StoreError> {
         claims::record_answer(&self.db, id, answer).await
+    }
+
+    async fn awaiting_receipt(
+        &self,
+        recipient: &Recipient,
+        sent_up_to: Timestamp,
+        short_of: DeliveryStatus,
+        limit: u32,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let limit = chat4all_store::paging::page_size(limit);
+        awaiting::awaiting(&self.db, recipient, sent_up_to, short_of, limit).await
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {

@@ -28,7 +28,7 @@ pub(super) struct Migration {
 }
 
 /// Every migration, in order.
-pub(super) const MIGRATIONS: &[Migration] = &[V1, V2];
+pub(super) const MIGRATIONS: &[Migration] = &[V1, V2, V3];
 
 /// The version this build reads and writes.
 pub(super) fn latest() -> i32 {
@@ -193,6 +193,23 @@ const V2: Migration = Migration {
             until bigint
         )",
     ],
+};
+
+/// The messages a platform's watermark receipt may cover: those SENT (or
+/// DELIVERED) to a recipient, by when they were sent. A row leaves when its
+/// message is READ or FAILED, and expires after a week regardless: a
+/// watermark for a week-old send does not come.
+const V3: Migration = Migration {
+    version: 3,
+    description: "messages awaiting a receipt, by recipient",
+    statements: &["CREATE TABLE IF NOT EXISTS awaiting_receipts (
+            platform text,
+            recipient_id text,
+            sent_at bigint,
+            message_id text,
+            PRIMARY KEY ((platform, recipient_id), sent_at, message_id)
+        ) WITH default_time_to_live = 604800
+          AND gc_grace_seconds = 10800"],
 };
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

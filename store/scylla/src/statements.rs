@@ -173,6 +173,14 @@ statements! {
          WHERE message_id = ? IF EXISTS";
     delete_send_claim: Lwt = "DELETE FROM send_claims WHERE message_id = ? IF claimant = ?";
 
+    // Messages awaiting a receipt, by recipient.
+    insert_awaiting: Write = "INSERT INTO awaiting_receipts (platform, recipient_id, sent_at, message_id) \
+         VALUES (?, ?, ?, ?)";
+    delete_awaiting: Write = "DELETE FROM awaiting_receipts WHERE platform = ? AND recipient_id = ? \
+         AND sent_at = ? AND message_id = ?";
+    awaiting: Read = "SELECT message_id FROM awaiting_receipts WHERE platform = ? AND recipient_id = ? \
+         AND sent_at <= ? LIMIT ?";
+
     // Named leases.
     insert_lease: Lwt = "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) IF NOT EXISTS";
     lease_serial: SerialRead = "SELECT holder, until FROM leases WHERE name = ?";
@@ -335,6 +343,7 @@ mod tests {
             ("idempotency_keys", &["idempotency_key"]),
             ("send_claims", &["message_id"]),
             ("leases", &["name"]),
+            ("awaiting_receipts", &["platform", "recipient_id"]),
             ("channels", &["id"]),
             ("channels_by_vendor", &["vendor_name", "vendor_channel_id"]),
             ("channel_listing", &["scope", "shard"]),

@@ -139,6 +139,9 @@ pub(super) async fn apply(db: &Db, change: &StatusChange) -> Result<TransitionRe
             },
         )?;
     }
+    if previous != current {
+        db.track_awaiting(&row, &decided.after.delivery).await?;
+    }
     // Whenever the change names the id the message now carries, not only
     // when this change stored it: a redelivered SENT repairs a mapping that
     // a crash after the state write left out.

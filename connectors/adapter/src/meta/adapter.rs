@@ -97,6 +97,7 @@ impl MetaAdapter {
                 status: pb::DeliveryStatus::Sent as i32,
                 at: Some(timestamp(at_ms)),
                 failure: None,
+                ..Default::default()
             })),
             traceparent: ours.traceparent,
             ..Default::default()
@@ -127,6 +128,9 @@ impl MetaAdapter {
                     let mid = sent.mid.clone().unwrap_or_default();
                     events.push(receipt(Some(&sent), &mid, progress, at));
                 }
+                // What this replica did not send, or sent before a restart,
+                // the status-consumer finds in the store.
+                events.push(watermark_receipt(sender, watermark, progress, at));
             }
             (None, Some(_)) => self.skipped("watermark_without_sender"),
             _ => {}
@@ -148,6 +152,30 @@ fn timestamp(ms: Option<i64>) -> chat4all_proto::Timestamp {
     }
 }
 
+/// Every message to `recipient` the platform took at or before
+/// `watermark_ms` reached `progress`.
+fn watermark_receipt(
+    recipient: &str,
+    watermark_ms: i64,
+    progress: Progress,
+    at: chat4all_proto::Timestamp,
+) -> pb::PlatformEvent {
+    let status = match progress {
+        Progress::Delivered => pb::DeliveryStatus::Delivered,
+        Progress::Read => pb::DeliveryStatus::Read,
+    };
+    pb::PlatformEvent {
+        event: Some(Event::Receipt(pb::Receipt {
+            status: status as i32,
+            at: Some(at),
+            recipient_id: recipient.to_owned(),
+            watermark: Some(timestamp(Some(watermark_ms))),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
 fn receipt(
     sent: Option<&SentMessage>,
     mid: &str,
@@ -166,6 +194,7 @@ fn receipt(
             status: status as i32,
             at: Some(at),
             failure: None,
+            ..Default::default()
         })),
         traceparent: sent.map(|s| s.traceparent.clone()).unwrap_or_default(),
         ..Default::default()
@@ -198,12 +227,17 @@ impl PlatformAdapter for MetaAdapter {
             &request.text,
             ours.encode(self.platform.max_metadata_len),
         );
+        // The send's time is when the request left, not when its answer
+        // came: the platform stamps the message in between, so a watermark
+        // at or after the platform's stamp covers it (here and in the store,
+        // where SENT keeps this time).
+        let leaving = SystemTime::now();
         self.sent.pending(
             recipient,
             &request.message_id,
             &request.conversation_id,
             &ours.traceparent,
-            unix_ms(SystemTime::now()),
+            unix_ms(leaving),
         );
         match self.client.send(&body, traceparent).await {
             Ok(mid) => {
@@ -217,7 +251,7 @@ impl PlatformAdapter for MetaAdapter {
                 self.sent.accepted(recipient, &request.message_id, &mid);
                 Ok(pb::SendAccepted {
                     platform_message_id: mid,
-                    at: Some(SystemTime::now().into()),
+                    at: Some(leaving.into()),
                 })
             }
             Err(error) => {
@@ -390,12 +424,30 @@ mod tests {
         .unwrap()
     }
 
+    /// The receipts naming a message; watermark receipts are `watermarks`'.
     fn receipts(events: &[pb::PlatformEvent]) -> Vec<(String, String, pb::DeliveryStatus)> {
         events
             .iter()
-            .map(|e| match &e.event {
-                Some(Event::Receipt(r)) => (r.platform_message_id.clone(), r.message_id.clone(), r.status()),
+            .filter_map(|e| match &e.event {
+                Some(Event::Receipt(r)) if r.watermark.is_some() => None,
+                Some(Event::Receipt(r)) => {
+                    Some((r.platform_message_id.clone(), r.message_id.clone(), r.status()))
+                }
                 other => panic!("not a receipt: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// The watermark receipts: recipient, watermark in ms, status.
+    fn watermarks(events: &[pb::PlatformEvent]) -> Vec<(String, i64, pb::DeliveryStatus)> {
+        events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Some(Event::Receipt(r)) => r.watermark.map(|w| {
+                    let ms = w.seconds * 1000 + i64::from(w.nanos / 1_000_000);
+                    (r.recipient_id.clone(), ms, r.status())
+                }),
+                _ => None,
             })
             .collect()
     }
@@ -415,6 +467,11 @@ mod tests {
         let events = a.parse_webhook(&delivery).unwrap();
         use pb::DeliveryStatus::{Delivered, Read};
         assert_eq!(
+            watermarks(&events),
+            [("PSID".into(), 250, Delivered)],
+            "what another replica sent, the store resolves"
+        );
+        assert_eq!(
             receipts(&events),
             [
                 ("m_2".into(), "ours-2".into(), Delivered),
@@ -423,9 +480,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            a.parse_webhook(&delivery).unwrap().len(),
+            receipts(&a.parse_webhook(&delivery).unwrap()).len(),
             1,
-            "only the unknown mid repeats"
+            "only the unknown mid repeats (the watermark goes to the store again, where it is a repeat)"
         );
 
         let read = page(json!([{"sender": {"id": "PSID"}, "timestamp": 400, "read": {"watermark": 150}}]));
@@ -491,7 +548,7 @@ mod tests {
         // The echo gave the send its mid and platform stamp.
         let read = page(json!([{"sender": {"id": "PSID"}, "read": {"watermark": 119}}]));
         assert!(
-            a.parse_webhook(&read).unwrap().is_empty(),
+            receipts(&a.parse_webhook(&read).unwrap()).is_empty(),
             "the platform stamp is 120"
         );
         let read = page(json!([{"sender": {"id": "PSID"}, "read": {"watermark": 120}}]));

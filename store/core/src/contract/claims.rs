@@ -275,3 +275,64 @@ pub async fn named_leases_have_one_holder(store: SharedStore) {
     assert!(!store.acquire_lease(&name, "gateway-0", SHORT).await.unwrap());
     assert!(store.acquire_lease(&name, "gateway-1", LEASE).await.unwrap());
 }
+
+/// A watermark covers the messages to its recipient SENT at or before it
+/// and still short of its status; not later ones, not other recipients',
+/// not those already there.
+pub async fn watermarks_cover_what_was_sent_before_them(store: SharedStore) {
+    let conv = conversation("watermark");
+    let recipient: chat4all_domain::Recipient = format!("messenger:{}", MessageId::generate()).parse().unwrap();
+    let to = |text: &str| NewMessage {
+        recipient: recipient.clone(),
+        ..new_message(&conv, text)
+    };
+    let early = message_id(&put(&store, to("early")).await);
+    let delivered = message_id(&put(&store, to("delivered")).await);
+    let late = message_id(&put(&store, to("late")).await);
+    let routed = message_id(&put(&store, to("routed")).await);
+    let elsewhere = message_id(&put(&store, new_message(&conv, "other recipient")).await);
+    store
+        .apply_transitions(vec![
+            change(early, DeliveryStatus::Sent, 10, "sidecar"),
+            change(delivered, DeliveryStatus::Sent, 11, "sidecar"),
+            change(delivered, DeliveryStatus::Delivered, 12, "webhook"),
+            change(late, DeliveryStatus::Sent, 30, "sidecar"),
+            change(routed, DeliveryStatus::Routed, 5, "router"),
+            change(elsewhere, DeliveryStatus::Sent, 10, "sidecar"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .awaiting_receipt(&recipient, t(20), DeliveryStatus::Delivered, 100)
+            .await
+            .unwrap(),
+        [early]
+    );
+    assert_eq!(
+        store
+            .awaiting_receipt(&recipient, t(20), DeliveryStatus::Read, 100)
+            .await
+            .unwrap(),
+        [early, delivered]
+    );
+    assert_eq!(
+        store
+            .awaiting_receipt(&recipient, t(30), DeliveryStatus::Read, 100)
+            .await
+            .unwrap(),
+        [early, delivered, late]
+    );
+    store
+        .apply_transitions(vec![change(early, DeliveryStatus::Read, 40, "webhook")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .awaiting_receipt(&recipient, t(30), DeliveryStatus::Read, 1)
+            .await
+            .unwrap(),
+        [delivered],
+        "READ is no longer awaited; the limit holds"
+    );
+}
