@@ -39,6 +39,12 @@ impl Platform {
         }
     }
 
+    /// Whether its receipts may come as watermarks ("everything before this
+    /// time was read") that name no message: Meta's messaging platforms.
+    pub fn has_watermark_receipts(self) -> bool {
+        matches!(self, Platform::Messenger | Platform::Instagram)
+    }
+
     /// The Kafka topic its connector consumes.
     pub fn outbound_topic(self) -> String {
         format!("{}-outbound", self.as_str())

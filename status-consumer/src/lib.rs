@@ -25,6 +25,7 @@ use chat4all_proto::v1 as pb;
 use chat4all_store::{SharedStore, StatusChange, TransitionOutcome, TransitionResult};
 use chat4all_telemetry::HopTracer;
 use chat4all_telemetry::spans::attributes;
+use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::retry::{Next, RetryPolicy};
@@ -156,7 +157,10 @@ impl Applier {
     /// recipient SENT at or before it and short of its status, found in the
     /// store (any replica may have sent them). Err(reason) for an update no
     /// watermark can be; the outer error when the store did not answer.
-    async fn covered_by(&self, update: &pb::StatusUpdate) -> Result<Result<Vec<StatusChange>, String>, HandlerError> {
+    async fn covered_by(
+        &self,
+        update: &pb::StatusUpdate,
+    ) -> Result<Result<Vec<StatusChange>, String>, HandlerError> {
         let status = match DeliveryStatus::from_proto(update.status) {
             Some(s @ (DeliveryStatus::Delivered | DeliveryStatus::Read)) => s,
             _ => return Ok(Err(format!("watermark receipt with status {}", update.status))),
@@ -173,6 +177,12 @@ impl Applier {
         let Some(watermark) = update.watermark else {
             return Ok(Err("watermark receipt without a watermark".to_owned()));
         };
+        // Remembered first: a message whose SENT is stored after the look-up
+        // below finds it when its SENT is applied (see `caught_up`).
+        self.store
+            .record_watermark(&recipient, status, watermark.into())
+            .await
+            .map_err(HandlerError::new)?;
         let ids = self
             .store
             .awaiting_receipt(&recipient, watermark.into(), status, WATERMARK_LIMIT)
@@ -197,6 +207,49 @@ impl Applier {
             .collect()))
     }
 }
+
+impl Applier {
+    /// The receipts a message just SENT already has: the watermarks of its
+    /// recipient recorded before its SENT was stored (the watermark's own
+    /// look-up missed it), as status updates to apply next.
+    async fn caught_up(&self, result: &TransitionResult) -> Result<Vec<pb::StatusUpdate>, HandlerError> {
+        let (Some(recipient), Some(message_id), Some(sent_at)) =
+            (&result.recipient, result.message_id, result.at)
+        else {
+            return Ok(Vec::new());
+        };
+        if result.current != Some(DeliveryStatus::Sent) || !recipient.platform.has_watermark_receipts() {
+            return Ok(Vec::new());
+        }
+        let mut updates = Vec::new();
+        for status in [DeliveryStatus::Delivered, DeliveryStatus::Read] {
+            let up_to = self
+                .store
+                .watermark(recipient, status)
+                .await
+                .map_err(HandlerError::new)?;
+            if up_to.is_some_and(|up_to| up_to >= sent_at) {
+                updates.push(pb::StatusUpdate {
+                    message_id: message_id.to_string(),
+                    conversation_id: result
+                        .conversation_id
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    status: status.to_proto().into(),
+                    at: Some(chat4all_domain::Timestamp::now().into()),
+                    hop: WATERMARK_HOP.to_owned(),
+                    platform: recipient.platform.as_str().to_owned(),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(updates)
+    }
+}
+
+/// The hop of a receipt a remembered watermark gave.
+const WATERMARK_HOP: &str = "watermark";
 
 /// A status update as the store takes it, or why it cannot be one: the
 /// store's own conversion, the one its gRPC server applies too.
@@ -314,6 +367,30 @@ impl BatchHandler for Applier {
                 TransitionOutcome::Applied | TransitionOutcome::Backfilled
             ) {
                 continue;
+            }
+            for update in self.caught_up(result).await? {
+                metrics::counter!("chat4all_watermark_caught_up_total", "platform" => update.platform.clone())
+                    .increment(1);
+                let headers = chat4all_kafka::hops::headers(
+                    &chat4all_kafka::hops::send(
+                        &self.tracer,
+                        topics::STATUS_UPDATES,
+                        Some(span.context()),
+                        &update.message_id,
+                    ),
+                    &update.message_id,
+                );
+                put_back.push(
+                    self.producer
+                        .enqueue(
+                            topics::STATUS_UPDATES,
+                            &update.conversation_id,
+                            &update.encode_to_vec(),
+                            &headers,
+                        )
+                        .await
+                        .map_err(HandlerError::new)?,
+                );
             }
             let (Some(message_id), Some(conversation_id)) = (&result.message_id, &result.conversation_id)
             else {

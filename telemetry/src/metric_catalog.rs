@@ -85,6 +85,14 @@ pub const FAMILIES: &[Family] = &[
          by topic and the status they were stuck in.",
     ),
     counter(
+        "chat4all_watermark_messages_total",
+        "Messages a watermark receipt moved on, found in the store whichever replica sent them, by platform.",
+    ),
+    counter(
+        "chat4all_watermark_caught_up_total",
+        "Receipts given to a message whose SENT was stored after its recipient's watermark came, by platform.",
+    ),
+    counter(
         "chat4all_reconcile_rounds_total",
         "Reconciler rounds, by whether this gateway replica held the reconciler lease and ran it.",
     ),

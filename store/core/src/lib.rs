@@ -142,6 +142,24 @@ pub trait MessageStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<MessageId>, StoreError>;
 
+    /// Remembers that every message to `recipient` SENT at or before
+    /// `up_to` reached `status` (DELIVERED or READ); the latest of each is
+    /// kept. A message whose SENT is stored after its watermark was
+    /// resolved is then caught up by [`watermark`](Self::watermark).
+    async fn record_watermark(
+        &self,
+        recipient: &Recipient,
+        status: DeliveryStatus,
+        up_to: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The latest watermark recorded for `recipient` and `status`.
+    async fn watermark(
+        &self,
+        recipient: &Recipient,
+        status: DeliveryStatus,
+    ) -> Result<Option<Timestamp>, StoreError>;
+
     /// Takes the named lease for `holder` for `ttl` from now, or keeps it:
     /// true when `holder` holds it now (it was free, expired, or already
     /// `holder`'s). One job of a kind at a time across replicas.

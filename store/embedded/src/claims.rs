@@ -163,3 +163,26 @@ pub(super) fn acquire_lease(
         .map_err(db_error)?;
     Ok(changed == 1)
 }
+
+/// Keeps the later of the recorded watermark and `up_to`.
+pub(super) fn record_watermark(
+    conn: &Connection,
+    recipient: &chat4all_domain::Recipient,
+    status: chat4all_domain::DeliveryStatus,
+    up_to: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO watermarks (platform, recipient_id, status, up_to) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (platform, recipient_id, status) DO UPDATE SET up_to = excluded.up_to \
+         WHERE excluded.up_to > watermarks.up_to",
+    )
+    .map_err(db_error)?
+    .execute(params![
+        recipient.platform.as_str(),
+        recipient.id,
+        status.as_str(),
+        up_to.as_micros()
+    ])
+    .map_err(db_error)?;
+    Ok(())
+}

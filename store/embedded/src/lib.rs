@@ -255,6 +255,31 @@ impl MessageStore for EmbeddedStore {
             .await
     }
 
+    async fn record_watermark(
+        &self,
+        recipient: &Recipient,
+        status: DeliveryStatus,
+        up_to: Timestamp,
+    ) -> Result<(), StoreError> {
+        let recipient = recipient.clone();
+        self.inner
+            .writer
+            .submit(move |conn| claims::record_watermark(conn, &recipient, status, up_to))
+            .await
+    }
+
+    async fn watermark(
+        &self,
+        recipient: &Recipient,
+        status: DeliveryStatus,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let recipient = recipient.clone();
+        self.inner
+            .readers
+            .read(move |conn| queries::watermark(conn, &recipient, status))
+            .await
+    }
+
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
         self.inner

@@ -304,3 +304,22 @@ pub(super) fn awaiting_receipt(
         })
         .collect()
 }
+
+/// The latest watermark of `status` for the recipient.
+pub(super) fn watermark(
+    conn: &Connection,
+    recipient: &Recipient,
+    status: DeliveryStatus,
+) -> Result<Option<Timestamp>, StoreError> {
+    conn.prepare_cached(
+        "SELECT up_to FROM watermarks WHERE platform = ?1 AND recipient_id = ?2 AND status = ?3",
+    )
+    .map_err(db_error)?
+    .query_row(
+        params![recipient.platform.as_str(), recipient.id, status.as_str()],
+        |row| row.get::<_, i64>(0),
+    )
+    .optional()
+    .map_err(db_error)
+    .map(|up_to| up_to.map(Timestamp::from_micros))
+}

@@ -144,9 +144,17 @@ CREATE TABLE leases (
 ";
 
 /// A platform's watermark receipt finds the messages to one recipient
-/// sent before it.
+/// sent before it, and is remembered for those whose SENT comes after it.
 const V7: &str = "
 CREATE INDEX messages_by_recipient_sent ON messages (recipient_platform, recipient_id, sent_at);
+
+CREATE TABLE watermarks (
+    platform     TEXT    NOT NULL,
+    recipient_id TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    up_to        INTEGER NOT NULL,
+    PRIMARY KEY (platform, recipient_id, status)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// The one connection that writes: WAL, so readers never wait for it.

@@ -292,6 +292,41 @@ impl MessageStore for StoreClient {
             .map_err(|e| StoreError::Corrupt(format!("awaiting-receipt answer: {e}")))
     }
 
+    async fn record_watermark(
+        &self,
+        recipient: &Recipient,
+        status: DeliveryStatus,
+        up_to: Timestamp,
+    ) -> Result<(), StoreError> {
+        let request = pb::RecordWatermarkRequest {
+            recipient: Some(pb::Recipient::from(recipient)),
+            status: status.to_proto().into(),
+            up_to: Some(up_to.into()),
+        };
+        self.rpc()
+            .record_watermark(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(())
+    }
+
+    async fn watermark(
+        &self,
+        recipient: &Recipient,
+        status: DeliveryStatus,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let request = pb::GetWatermarkRequest {
+            recipient: Some(pb::Recipient::from(recipient)),
+            status: status.to_proto().into(),
+        };
+        let response = self
+            .rpc()
+            .get_watermark(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(response.into_inner().up_to.map(Timestamp::from))
+    }
+
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         let request = pb::AcquireLeaseRequest {
             name: name.to_owned(),

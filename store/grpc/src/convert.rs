@@ -281,33 +281,31 @@ pub(super) fn answer_from_proto(r: &pb::RecordAnswerRequest) -> Result<PlatformA
     })
 }
 
-/// A watermark's look-up from the wire: who, up to when, short of what.
-pub(super) fn awaiting_receipt_from_proto(
-    r: &pb::AwaitingReceiptRequest,
-) -> Result<(Recipient, chat4all_domain::Timestamp, DeliveryStatus), StoreError> {
-    let recipient = r
-        .recipient
-        .as_ref()
-        .ok_or_else(|| invalid(field::RECIPIENT, "is required".to_owned()))?;
+/// A watermark's recipient from the wire.
+pub(super) fn watermark_recipient(recipient: Option<&pb::Recipient>) -> Result<Recipient, StoreError> {
+    let recipient = recipient.ok_or_else(|| invalid(field::RECIPIENT, "is required".to_owned()))?;
     let platform: Platform = recipient
         .platform
         .parse()
         .map_err(|e: chat4all_domain::UnknownPlatform| invalid(field::RECIPIENT, e.to_string()))?;
-    let recipient =
-        Recipient::new(platform, &recipient.id).map_err(|e| invalid(field::RECIPIENT, e.to_string()))?;
-    let up_to = r
-        .sent_up_to
-        .ok_or_else(|| invalid(field::SENT_UP_TO, "is required".to_owned()))?;
-    let short_of = match DeliveryStatus::from_proto(r.short_of) {
-        Some(s @ (DeliveryStatus::Delivered | DeliveryStatus::Read)) => s,
-        _ => {
-            return Err(invalid(
-                field::SHORT_OF,
-                format!("{} is not DELIVERED or READ", r.short_of),
-            ));
-        }
-    };
-    Ok((recipient, up_to.into(), short_of))
+    Recipient::new(platform, &recipient.id).map_err(|e| invalid(field::RECIPIENT, e.to_string()))
+}
+
+/// A watermark's status from the wire: DELIVERED or READ.
+pub(super) fn watermark_status(status: i32, name: &'static str) -> Result<DeliveryStatus, StoreError> {
+    match DeliveryStatus::from_proto(status) {
+        Some(s @ (DeliveryStatus::Delivered | DeliveryStatus::Read)) => Ok(s),
+        _ => Err(invalid(name, format!("{status} is not DELIVERED or READ"))),
+    }
+}
+
+/// A required time from the wire.
+pub(super) fn required_time(
+    at: Option<prost_types::Timestamp>,
+    name: &'static str,
+) -> Result<chat4all_domain::Timestamp, StoreError> {
+    at.map(Into::into)
+        .ok_or_else(|| invalid(name, "is required".to_owned()))
 }
 
 pub(super) fn claim_ids_from_proto(ids: &[String]) -> Result<Vec<MessageId>, StoreError> {

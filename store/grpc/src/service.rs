@@ -183,13 +183,46 @@ impl<S: MessageStore + ?Sized> MessageStoreRpc for StoreService<S> {
     ) -> Result<Response<pb::AwaitingReceiptResponse>, Status> {
         answer(async {
             let request = request.into_inner();
-            let (recipient, up_to, short_of) = convert::awaiting_receipt_from_proto(&request)?;
+            let recipient = convert::watermark_recipient(request.recipient.as_ref())?;
+            let up_to = convert::required_time(request.sent_up_to, convert::field::SENT_UP_TO)?;
+            let short_of = convert::watermark_status(request.short_of, convert::field::SHORT_OF)?;
             let ids = self
                 .store
                 .awaiting_receipt(&recipient, up_to, short_of, request.limit)
                 .await?;
             Ok(pb::AwaitingReceiptResponse {
                 message_ids: ids.iter().map(ToString::to_string).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn record_watermark(
+        &self,
+        request: Request<pb::RecordWatermarkRequest>,
+    ) -> Result<Response<pb::RecordWatermarkResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            let recipient = convert::watermark_recipient(request.recipient.as_ref())?;
+            let status = convert::watermark_status(request.status, convert::field::STUCK_STATUS)?;
+            let up_to = convert::required_time(request.up_to, convert::field::SENT_UP_TO)?;
+            self.store.record_watermark(&recipient, status, up_to).await?;
+            Ok(pb::RecordWatermarkResponse {})
+        })
+        .await
+    }
+
+    async fn get_watermark(
+        &self,
+        request: Request<pb::GetWatermarkRequest>,
+    ) -> Result<Response<pb::GetWatermarkResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            let recipient = convert::watermark_recipient(request.recipient.as_ref())?;
+            let status = convert::watermark_status(request.status, convert::field::STUCK_STATUS)?;
+            let up_to = self.store.watermark(&recipient, status).await?;
+            Ok(pb::GetWatermarkResponse {
+                up_to: up_to.map(Into::into),
             })
         })
         .await

@@ -22,7 +22,11 @@ use super::rows::MessageRow;
 impl Db {
     /// Keeps `row`'s message in (or out of) the awaiting rows as its state
     /// becomes `after`.
-    pub(super) async fn track_awaiting(&self, row: &MessageRow, after: &DeliveryState) -> Result<(), StoreError> {
+    pub(super) async fn track_awaiting(
+        &self,
+        row: &MessageRow,
+        after: &DeliveryState,
+    ) -> Result<(), StoreError> {
         let Some(sent_at) = after.timeline.get(DeliveryStatus::Sent) else {
             return Ok(());
         };
@@ -35,12 +39,20 @@ impl Db {
         );
         match after.status {
             DeliveryStatus::Sent | DeliveryStatus::Delivered => {
-                self.execute(&self.statements.insert_awaiting, key, "marking a message awaiting a receipt")
-                    .await?;
+                self.execute(
+                    &self.statements.insert_awaiting,
+                    key,
+                    "marking a message awaiting a receipt",
+                )
+                .await?;
             }
             DeliveryStatus::Read | DeliveryStatus::Failed => {
-                self.execute(&self.statements.delete_awaiting, key, "clearing an awaited receipt")
-                    .await?;
+                self.execute(
+                    &self.statements.delete_awaiting,
+                    key,
+                    "clearing an awaited receipt",
+                )
+                .await?;
             }
             DeliveryStatus::Accepted | DeliveryStatus::Routed => {}
         }
@@ -94,4 +106,44 @@ pub(super) async fn awaiting(
         .try_collect()
         .await?;
     Ok(checked.into_iter().flatten().collect())
+}
+
+pub(super) async fn record_watermark(
+    db: &Db,
+    recipient: &Recipient,
+    status: DeliveryStatus,
+    up_to: Timestamp,
+) -> Result<(), StoreError> {
+    db.execute(
+        &db.statements.insert_watermark,
+        (
+            recipient.platform.as_str(),
+            recipient.id.as_str(),
+            status.as_str(),
+            up_to.as_micros(),
+        ),
+        "recording a watermark",
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn watermark(
+    db: &Db,
+    recipient: &Recipient,
+    status: DeliveryStatus,
+) -> Result<Option<Timestamp>, StoreError> {
+    let result = db
+        .execute(
+            &db.statements.latest_watermark,
+            (
+                recipient.platform.as_str(),
+                recipient.id.as_str(),
+                status.as_str(),
+            ),
+            "reading a watermark",
+        )
+        .await?;
+    Ok(super::errors::first_row::<(i64,)>(result, "watermarks")?
+        .map(|(up_to,)| Timestamp::from_micros(up_to)))
 }

@@ -280,6 +280,23 @@ impl MessageStore for ScyllaStore {
         awaiting::awaiting(&self.db, recipient, sent_up_to, short_of, limit).await
     }
 
+    async fn record_watermark(
+        &self,
+        recipient: &Recipient,
+        status: DeliveryStatus,
+        up_to: Timestamp,
+    ) -> Result<(), StoreError> {
+        awaiting::record_watermark(&self.db, recipient, status, up_to).await
+    }
+
+    async fn watermark(
+        &self,
+        recipient: &Recipient,
+        status: DeliveryStatus,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        awaiting::watermark(&self.db, recipient, status).await
+    }
+
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         claims::acquire_lease(&self.db, name, holder, ttl).await
     }

@@ -201,15 +201,27 @@ const V2: Migration = Migration {
 /// watermark for a week-old send does not come.
 const V3: Migration = Migration {
     version: 3,
-    description: "messages awaiting a receipt, by recipient",
-    statements: &["CREATE TABLE IF NOT EXISTS awaiting_receipts (
+    description: "messages awaiting a receipt, and watermarks, by recipient",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS awaiting_receipts (
             platform text,
             recipient_id text,
             sent_at bigint,
             message_id text,
             PRIMARY KEY ((platform, recipient_id), sent_at, message_id)
         ) WITH default_time_to_live = 604800
-          AND gc_grace_seconds = 10800"],
+          AND gc_grace_seconds = 10800",
+        // The latest watermark of each status first; older ones expire.
+        "CREATE TABLE IF NOT EXISTS watermarks (
+            platform text,
+            recipient_id text,
+            status text,
+            up_to bigint,
+            PRIMARY KEY ((platform, recipient_id, status), up_to)
+        ) WITH CLUSTERING ORDER BY (up_to DESC)
+          AND default_time_to_live = 604800
+          AND gc_grace_seconds = 10800",
+    ],
 };
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -181,6 +181,11 @@ statements! {
     awaiting: Read = "SELECT message_id FROM awaiting_receipts WHERE platform = ? AND recipient_id = ? \
          AND sent_at <= ? LIMIT ?";
 
+    insert_watermark: Write =
+        "INSERT INTO watermarks (platform, recipient_id, status, up_to) VALUES (?, ?, ?, ?)";
+    latest_watermark: Read =
+        "SELECT up_to FROM watermarks WHERE platform = ? AND recipient_id = ? AND status = ? LIMIT 1";
+
     // Named leases.
     insert_lease: Lwt = "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) IF NOT EXISTS";
     lease_serial: SerialRead = "SELECT holder, until FROM leases WHERE name = ?";
@@ -344,6 +349,7 @@ mod tests {
             ("send_claims", &["message_id"]),
             ("leases", &["name"]),
             ("awaiting_receipts", &["platform", "recipient_id"]),
+            ("watermarks", &["platform", "recipient_id", "status"]),
             ("channels", &["id"]),
             ("channels_by_vendor", &["vendor_name", "vendor_channel_id"]),
             ("channel_listing", &["scope", "shard"]),

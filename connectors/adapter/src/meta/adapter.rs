@@ -152,6 +152,14 @@ fn timestamp(ms: Option<i64>) -> chat4all_proto::Timestamp {
     }
 }
 
+fn status_of(progress: Progress) -> i32 {
+    let status = match progress {
+        Progress::Delivered => pb::DeliveryStatus::Delivered,
+        Progress::Read => pb::DeliveryStatus::Read,
+    };
+    status as i32
+}
+
 /// Every message to `recipient` the platform took at or before
 /// `watermark_ms` reached `progress`.
 fn watermark_receipt(
@@ -160,13 +168,9 @@ fn watermark_receipt(
     progress: Progress,
     at: chat4all_proto::Timestamp,
 ) -> pb::PlatformEvent {
-    let status = match progress {
-        Progress::Delivered => pb::DeliveryStatus::Delivered,
-        Progress::Read => pb::DeliveryStatus::Read,
-    };
     pb::PlatformEvent {
         event: Some(Event::Receipt(pb::Receipt {
-            status: status as i32,
+            status: status_of(progress),
             at: Some(at),
             recipient_id: recipient.to_owned(),
             watermark: Some(timestamp(Some(watermark_ms))),
@@ -182,18 +186,13 @@ fn receipt(
     progress: Progress,
     at: chat4all_proto::Timestamp,
 ) -> pb::PlatformEvent {
-    let status = match progress {
-        Progress::Delivered => pb::DeliveryStatus::Delivered,
-        Progress::Read => pb::DeliveryStatus::Read,
-    };
     pb::PlatformEvent {
         event: Some(Event::Receipt(pb::Receipt {
             platform_message_id: mid.to_owned(),
             message_id: sent.map(|s| s.message_id.clone()).unwrap_or_default(),
             conversation_id: sent.map(|s| s.conversation_id.clone()).unwrap_or_default(),
-            status: status as i32,
+            status: status_of(progress),
             at: Some(at),
-            failure: None,
             ..Default::default()
         })),
         traceparent: sent.map(|s| s.traceparent.clone()).unwrap_or_default(),

@@ -281,7 +281,8 @@ pub async fn named_leases_have_one_holder(store: SharedStore) {
 /// not those already there.
 pub async fn watermarks_cover_what_was_sent_before_them(store: SharedStore) {
     let conv = conversation("watermark");
-    let recipient: chat4all_domain::Recipient = format!("messenger:{}", MessageId::generate()).parse().unwrap();
+    let recipient: chat4all_domain::Recipient =
+        format!("messenger:{}", MessageId::generate()).parse().unwrap();
     let to = |text: &str| NewMessage {
         recipient: recipient.clone(),
         ..new_message(&conv, text)
@@ -335,4 +336,37 @@ pub async fn watermarks_cover_what_was_sent_before_them(store: SharedStore) {
         [delivered],
         "READ is no longer awaited; the limit holds"
     );
+}
+
+/// The latest watermark of each status is kept, per recipient.
+pub async fn watermarks_keep_the_latest(store: SharedStore) {
+    let recipient: chat4all_domain::Recipient =
+        format!("messenger:{}", MessageId::generate()).parse().unwrap();
+    let other: chat4all_domain::Recipient = format!("messenger:{}", MessageId::generate()).parse().unwrap();
+    assert_eq!(
+        store.watermark(&recipient, DeliveryStatus::Read).await.unwrap(),
+        None
+    );
+    for secs in [20, 10, 30, 25] {
+        store
+            .record_watermark(&recipient, DeliveryStatus::Read, t(secs))
+            .await
+            .unwrap();
+    }
+    store
+        .record_watermark(&recipient, DeliveryStatus::Delivered, t(40))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.watermark(&recipient, DeliveryStatus::Read).await.unwrap(),
+        Some(t(30))
+    );
+    assert_eq!(
+        store
+            .watermark(&recipient, DeliveryStatus::Delivered)
+            .await
+            .unwrap(),
+        Some(t(40))
+    );
+    assert_eq!(store.watermark(&other, DeliveryStatus::Read).await.unwrap(), None);
 }

@@ -30,7 +30,7 @@ pub use channels::{
 pub use claims::{
     claim_first_wins, expired_claims_are_stuck_again, expired_claims_tell_what_their_holder_left,
     named_leases_have_one_holder, released_claims_are_claimable_again, stuck_messages_are_found_oldest_first,
-    watermarks_cover_what_was_sent_before_them,
+    watermarks_cover_what_was_sent_before_them, watermarks_keep_the_latest,
 };
 pub use inbound::{
     inbound_channel_without_sender_name_is_named_by_vendor_id, inbound_finds_an_existing_channel,
@@ -76,6 +76,7 @@ pub const CHECKS: &[(&str, Check)] = checks![
     expired_claims_are_stuck_again,
     named_leases_have_one_holder,
     watermarks_cover_what_was_sent_before_them,
+    watermarks_keep_the_latest,
     channel_put_is_keyed_by_vendor,
     channel_given_id_is_kept,
     channel_without_vendor_key_is_invalid,
