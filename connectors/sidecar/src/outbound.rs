@@ -302,7 +302,7 @@ impl Sender {
             let delay = self.backoff.delay(attempt, retry_after);
             // No call in flight while waiting: a holder that dies now left
             // nothing in doubt. The lease covers the wait.
-            let wait = self.lease.max(delay + self.lease);
+            let wait = delay.saturating_add(self.lease);
             if let Err(error) = self.store.renew_claim(id, &self.instance, wait, false).await {
                 tracing::warn!(message_id = %id, %error, "could not mark the claim idle between attempts");
             }

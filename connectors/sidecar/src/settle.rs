@@ -9,8 +9,9 @@
 //!   receipt that the status-consumer applies, so the message reaching SENT
 //!   in the store within `echo_window` confirms the send, and its absence
 //!   refutes it (then it is sent again);
-//! - otherwise, a message whose caller asked for at-least-once is sent
-//!   again;
+//! - otherwise, a message the store already shows SENT or past (a receipt
+//!   naming our id came) is settled as sent; one whose caller asked for
+//!   at-least-once is sent again;
 //! - otherwise it is never sent again: it ends FAILED with reason
 //!   `outcome_unknown`, counted in `chat4all_outcome_unknown_total`. A
 //!   receipt that comes later (a WhatsApp `delivered`) still moves it on.
@@ -54,6 +55,17 @@ pub(crate) struct Settler {
 impl Settler {
     /// Settles message `id` after a call that may have acted, `why`.
     pub(crate) async fn settle(&self, id: MessageId, message: &pb::OutboundMessage, why: &str) -> Settled {
+        // Whatever the platform: a receipt may have settled it already (a
+        // WhatsApp `sent` status names our id), or a holder that died after
+        // announcing SENT without recording the answer.
+        if !self.echoes
+            && let Ok(Some(stored)) = self.store.get_message(id).await
+            && let Some(accepted) = taken(&stored)
+        {
+            metrics::counter!("chat4all_ambiguous_sends_total", "platform" => self.platform, "settled" => "confirmed")
+                .increment(1);
+            return Settled::Sent(accepted);
+        }
         if self.echoes {
             match self.await_echo(id).await {
                 Some(Settled::CallAgain) => {
