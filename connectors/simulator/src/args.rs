@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::{
-    ChototSimConfig, Fraction, MetaMessagingSimConfig, SimulatorConfig, Switches, TelegramSimConfig,
-    WhatsAppSimConfig,
+    BurstCycle, ChototSimConfig, Fraction, MetaMessagingSimConfig, SimulatorConfig, Switches,
+    TelegramSimConfig, WhatsAppSimConfig,
 };
 
 /// The simulator's flags (`CHAT4ALL_SIMULATOR_*`). The binary's webhook
@@ -253,6 +253,32 @@ pub struct SimulatorArgs {
     /// Every platform with echoes: post the echo before answering the send.
     #[arg(long, env = "CHAT4ALL_SIMULATOR_ECHO_BEFORE_RESPONSE")]
     pub echo_before_response: bool,
+    /// Every platform: the fraction of sends acted on (webhooks follow)
+    /// and never answered, until the client gives up.
+    #[arg(long, env = "CHAT4ALL_SIMULATOR_TIMEOUT_RATE", default_value_t = 0.0)]
+    pub timeout_rate: f64,
+    /// Every platform: a burst of 429s (`Retry-After: 1`) this often,
+    /// from the start (`0s`: never).
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_BURST_EVERY",
+        default_value = "0s",
+        value_parser = humantime::parse_duration
+    )]
+    pub burst_every: Duration,
+    /// How long each of those bursts lasts.
+    #[arg(
+        long,
+        env = "CHAT4ALL_SIMULATOR_BURST_LENGTH",
+        default_value = "1s",
+        value_parser = humantime::parse_duration
+    )]
+    pub burst_length: Duration,
+    /// How many times a webhook is posted before the simulator gives up
+    /// on it.
+    #[arg(long, env = "CHAT4ALL_SIMULATOR_WEBHOOK_ATTEMPTS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub webhook_attempts: u32,
 }
 
 impl SimulatorArgs {
@@ -275,6 +301,7 @@ impl SimulatorArgs {
         let webhook_url = Some(self.whatsapp_webhook_url).filter(|u| !u.is_empty());
         SimulatorConfig {
             max_recorded: SimulatorConfig::default().max_recorded,
+            webhook_attempts: self.webhook_attempts,
             listen: self.listen,
             whatsapp: WhatsAppSimConfig {
                 access_token: self.whatsapp_access_token,
@@ -341,6 +368,12 @@ impl SimulatorArgs {
             duplicate_webhooks: Some(self.duplicate_webhooks).filter(|d| !d.is_zero()),
             out_of_order: self.out_of_order_receipts,
             echo_before_response: self.echo_before_response,
+            timeout_rate: Fraction::new(self.timeout_rate),
+            burst_cycle: Some(BurstCycle {
+                every: self.burst_every,
+                length: self.burst_length,
+            })
+            .filter(|cycle| !cycle.every.is_zero()),
             ..switches
         }
     }

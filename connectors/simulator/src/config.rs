@@ -28,6 +28,10 @@ pub struct SimulatorConfig {
     /// a benchmark through the simulator must not grow it without bound.
     /// Counts stay exact beyond it.
     pub max_recorded: usize,
+    /// How many times a webhook is posted before the simulator gives up
+    /// on it (Meta retries for days; a chaos run wants more than the
+    /// default's few seconds of patience).
+    pub webhook_attempts: u32,
 }
 
 impl Default for SimulatorConfig {
@@ -40,6 +44,7 @@ impl Default for SimulatorConfig {
             telegram: TelegramSimConfig::default(),
             chotot: ChototSimConfig::default(),
             max_recorded: 100_000,
+            webhook_attempts: 6,
         }
     }
 }
@@ -260,10 +265,17 @@ pub struct Switches {
     pub burst_until: Option<Instant>,
     /// The failure of the burst.
     pub burst_failure: InjectedFailure,
+    /// Bursts that come back on their own: [`Self::burst_failure`] for
+    /// `length` out of every `every`, counted from the simulator's start.
+    pub burst_cycle: Option<BurstCycle>,
     /// The platform acts on every send at once (webhooks follow) but holds
     /// the answer this long: past the client's timeout it is an answer
     /// lost. `Duration::MAX` holds it until the client gives up.
     pub timeout: Option<Duration>,
+    /// The fraction of accepted sends the platform acts on (webhooks
+    /// follow) and then never answers, until the client gives up: a
+    /// timeout after acting, drawn per send.
+    pub timeout_rate: Fraction,
     /// Every webhook is posted again this long after it was accepted, as
     /// Meta redelivers events.
     pub duplicate_webhooks: Option<Duration>,
@@ -289,7 +301,9 @@ impl Default for Switches {
             error_failure: InjectedFailure::server_error(),
             burst_until: None,
             burst_failure: InjectedFailure::rate_limited(Duration::from_secs(1)),
+            burst_cycle: None,
             timeout: None,
+            timeout_rate: Fraction::NEVER,
             duplicate_webhooks: None,
             out_of_order: false,
             echo_before_response: false,
@@ -305,6 +319,21 @@ impl Switches {
         self.failing_recipients
             .iter()
             .any(|prefix| !prefix.is_empty() && to.starts_with(prefix.as_str()))
+    }
+}
+
+/// A burst of failures that recurs: `length` out of every `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BurstCycle {
+    pub every: Duration,
+    pub length: Duration,
+}
+
+impl BurstCycle {
+    /// Whether `elapsed` since the start falls inside a burst.
+    pub fn bursting(self, elapsed: Duration) -> bool {
+        let every = self.every.as_nanos();
+        every > 0 && elapsed.as_nanos() % every < self.length.as_nanos()
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::{Fraction, InjectedFailure, Switches};
+use crate::config::{BurstCycle, Fraction, InjectedFailure, Switches};
 use crate::state::{Shared, SimulatorError, SimulatorHandle};
 use crate::webhooks::SignedWebhook;
 
@@ -82,7 +82,10 @@ impl Shared {
         self.with(platform, |state| {
             let switches = &mut state.switches;
             let mut unknown = false;
-            let failure = if switches.burst_until.is_some_and(|until| Instant::now() < until) {
+            let cycling = switches
+                .burst_cycle
+                .is_some_and(|cycle| cycle.bursting(self.started.elapsed()));
+            let failure = if cycling || switches.burst_until.is_some_and(|until| Instant::now() < until) {
                 Some(switches.burst_failure.clone())
             } else if switches.fail_next > 0 {
                 switches.fail_next -= 1;
@@ -96,11 +99,17 @@ impl Shared {
                 None
             };
             let switches = &state.switches;
+            // Only a send the platform acts on can time out after acting.
+            let timeout = if failure.is_none() && state.rng.draw(switches.timeout_rate) {
+                Some(Duration::MAX)
+            } else {
+                switches.timeout
+            };
             SendPlan {
                 unknown_recipient: unknown,
                 failure,
                 latency: switches.latency,
-                timeout: switches.timeout,
+                timeout,
                 receipts: switches.receipts,
                 echo_before_response: switches.echo_before_response,
                 delivery_mids: state.rng.draw(switches.delivery_mids),
@@ -184,7 +193,12 @@ pub(crate) async fn post_receipts(
         if !shared.receipts_on(platform) {
             return;
         }
-        if let Err(e) = shared.deliver(platform, &hook).await {
+        let delivered = shared.deliver(platform, &hook).await;
+        let _ = shared.with(platform, |s| match &delivered {
+            Ok(()) => s.receipts_delivered += 1,
+            Err(_) => s.receipts_failed += 1,
+        });
+        if let Err(e) = delivered {
             tracing::warn!(platform, error = %e, "receipt not delivered");
         }
     }
@@ -242,6 +256,18 @@ impl SimulatorHandle {
             s.burst_until = Instant::now().checked_add(duration);
             s.burst_failure = failure;
         })
+    }
+
+    /// Recurring bursts: every send of `platform` fails with the burst's
+    /// failure for `length` out of every `every`; `None` stops them.
+    pub fn set_burst_cycle(&self, platform: &str, cycle: Option<BurstCycle>) -> Result<(), SimulatorError> {
+        self.change(platform, |s| s.burst_cycle = cycle)
+    }
+
+    /// Acts on a fraction `rate` (0 to 1) of `platform`'s accepted sends
+    /// and holds their answers until the client gives up.
+    pub fn set_timeout_rate(&self, platform: &str, rate: f64) -> Result<(), SimulatorError> {
+        self.change(platform, |s| s.timeout_rate = Fraction::new(rate))
     }
 
     /// Holds every answer of `platform` this long after acting on the send

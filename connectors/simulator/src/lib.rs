@@ -23,8 +23,9 @@
 //!   entry in [`PLATFORMS`].
 //!
 //! Besides the platform APIs: `GET /health`, `GET /_simulator/received?platform=whatsapp`
-//! (the calls received, as JSON) and `POST /_simulator/inbound` (a platform
-//! user writes a message).
+//! (the calls received, as JSON), `GET /_simulator/stats` (every platform's
+//! exact counts: sends, webhooks and receipts accepted and given up on) and
+//! `POST /_simulator/inbound` (a platform user writes a message).
 
 pub mod args;
 mod chotot;
@@ -58,10 +59,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    ChototSimConfig, Fraction, InjectedFailure, MetaMessagingSimConfig, SimulatorConfig, Switches,
-    TelegramSimConfig, WhatsAppSimConfig,
+    BurstCycle, ChototSimConfig, Fraction, InjectedFailure, MetaMessagingSimConfig, SimulatorConfig,
+    Switches, TelegramSimConfig, WhatsAppSimConfig,
 };
-pub use state::{PLATFORMS, ReceivedSend, SimulatorError, SimulatorHandle};
+pub use state::{PLATFORMS, PlatformStats, ReceivedSend, SimulatorError, SimulatorHandle};
 pub use webhooks::DeliveryError;
 
 /// A simulator whose listener is open, ready to [`run`](Self::run).
@@ -89,6 +90,7 @@ impl Simulator {
             .route("/health", get(health))
             .route("/_simulator/received", get(received))
             .route("/_simulator/inbound", post(inbound))
+            .route("/_simulator/stats", get(stats))
             .with_state(Arc::clone(&shared));
         tracing::info!(%local_addr, platforms = ?PLATFORMS, "simulator listening");
         Ok(Simulator {
@@ -152,6 +154,16 @@ async fn received(
     };
     let sends: Vec<ReceivedSend> = platforms.iter().flat_map(|p| handle.received(p)).collect();
     Json(json!({"count": sends.len(), "sends": sends})).into_response()
+}
+
+/// Every platform's counts, exact however many sends were recorded.
+async fn stats(State(shared): State<Arc<state::Shared>>) -> Json<serde_json::Value> {
+    let handle = SimulatorHandle { shared };
+    let stats: serde_json::Map<String, serde_json::Value> = PLATFORMS
+        .iter()
+        .filter_map(|p| Some(((*p).to_owned(), serde_json::to_value(handle.stats(p).ok()?).ok()?)))
+        .collect();
+    Json(serde_json::Value::Object(stats))
 }
 
 #[derive(Debug, Deserialize)]

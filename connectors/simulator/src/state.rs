@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +54,18 @@ pub struct ReceivedSend {
     pub received_at_unix_ms: u64,
 }
 
+/// What one platform did so far: calls to its send endpoint, webhooks
+/// it got accepted (each after its retries) and gave up on, and among
+/// them the receipts and echoes that follow sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PlatformStats {
+    pub sends: usize,
+    pub webhooks_delivered: usize,
+    pub webhooks_failed: usize,
+    pub receipts_delivered: usize,
+    pub receipts_failed: usize,
+}
+
 /// What went wrong on a [`SimulatorHandle`] call.
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
@@ -77,6 +89,10 @@ pub(crate) struct PlatformState {
     pub(crate) received_total: usize,
     pub(crate) webhooks_delivered: usize,
     pub(crate) webhooks_failed: usize,
+    /// The webhooks that follow sends (receipts, echoes), accepted and
+    /// given up on.
+    pub(crate) receipts_delivered: usize,
+    pub(crate) receipts_failed: usize,
     /// Draws for the error rate and other chance switches.
     pub(crate) rng: SimRng,
 }
@@ -96,6 +112,8 @@ pub(crate) struct Shared {
     /// Chotot's seeded marketplace: users, listings, channels, history.
     pub(crate) chotot_data: chotot::Store,
     max_recorded: usize,
+    /// Where recurring bursts count from.
+    pub(crate) started: Instant,
 }
 
 impl Shared {
@@ -145,7 +163,7 @@ impl Shared {
         }
         Ok(Self {
             platforms,
-            poster: WebhookPoster::new()?,
+            poster: WebhookPoster::new(config.webhook_attempts)?,
             stop: CancellationToken::new(),
             whatsapp: config.whatsapp.clone(),
             messenger: config.messenger.clone(),
@@ -155,6 +173,7 @@ impl Shared {
             chotot: config.chotot.clone(),
             chotot_data: chotot::Store::seeded(&config.chotot),
             max_recorded: config.max_recorded,
+            started: Instant::now(),
         })
     }
 
@@ -264,6 +283,18 @@ impl SimulatorHandle {
         self.shared
             .with(platform, |s| (s.webhooks_delivered, s.webhooks_failed))
             .unwrap_or_default()
+    }
+
+    /// What `platform` did so far, counted exactly (the record of sends
+    /// keeps only the newest).
+    pub fn stats(&self, platform: &str) -> Result<PlatformStats, SimulatorError> {
+        self.shared.with(platform, |s| PlatformStats {
+            sends: s.received_total,
+            webhooks_delivered: s.webhooks_delivered,
+            webhooks_failed: s.webhooks_failed,
+            receipts_delivered: s.receipts_delivered,
+            receipts_failed: s.receipts_failed,
+        })
     }
 
     /// The current switches of `platform`.

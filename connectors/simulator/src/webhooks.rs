@@ -1,6 +1,7 @@
 //! Posting webhooks to an adapter the way a platform does: signed, one event
 //! batch per POST, and retried with backoff when not answered 2xx, a 503
-//! included (Meta retries for days; a few attempts stand in for that here).
+//! included (Meta retries for days; a few attempts, `--webhook-attempts`,
+//! stand in for that here).
 //! Like Meta and Telegram, it waits ~20 s for an answer: an adapter holds
 //! the answer until its events are durable, up to its own ack timeout
 //! (8 s by default), and a 503 after that is a retry, not a loss. Shutdown
@@ -37,7 +38,6 @@ pub enum DeliveryError {
     ShuttingDown,
 }
 
-const ATTEMPTS: u32 = 6;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -47,10 +47,12 @@ pub(crate) struct WebhookPoster {
     http: reqwest::Client,
     /// Which of several adapters the next post goes to.
     turn: Arc<AtomicUsize>,
+    /// Posts of one webhook before giving up on it.
+    attempts: u32,
 }
 
 impl WebhookPoster {
-    pub(crate) fn new() -> anyhow::Result<Self> {
+    pub(crate) fn new(attempts: u32) -> anyhow::Result<Self> {
         // reqwest is built without a default crypto provider (no aws-lc):
         // install ring unless someone installed one already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -63,6 +65,7 @@ impl WebhookPoster {
         Ok(Self {
             http,
             turn: Arc::default(),
+            attempts: attempts.max(1),
         })
     }
 
@@ -108,7 +111,7 @@ impl WebhookPoster {
         let mut backoff = FIRST_BACKOFF;
         let mut last = DeliveryError::ShuttingDown;
         let start = self.first_turn();
-        for attempt in 1..=ATTEMPTS {
+        for attempt in 1..=self.attempts {
             match self
                 .post_to(Self::target(&hook.url, start, attempt - 1), hook)
                 .await
@@ -118,7 +121,7 @@ impl WebhookPoster {
                 Err(e) => last = e,
             }
             tracing::debug!(url = %hook.url, attempt, error = %last, "webhook not accepted");
-            if attempt < ATTEMPTS {
+            if attempt < self.attempts {
                 tokio::select! {
                     () = stop.cancelled() => return Err(DeliveryError::ShuttingDown),
                     () = tokio::time::sleep(backoff) => {}
@@ -157,7 +160,7 @@ mod tests {
 
     #[test]
     fn each_webhook_starts_at_the_next_replica() {
-        let poster = WebhookPoster::new().unwrap();
+        let poster = WebhookPoster::new(6).unwrap();
         let firsts: Vec<usize> = (0..3).map(|_| poster.first_turn()).collect();
         assert_eq!(firsts, [0, 1, 2]);
     }

@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use chat4all_simulator::{
-    InjectedFailure, MetaMessagingSimConfig, Simulator, SimulatorConfig, SimulatorHandle, WhatsAppSimConfig,
+    BurstCycle, InjectedFailure, MetaMessagingSimConfig, Simulator, SimulatorConfig, SimulatorHandle,
+    WhatsAppSimConfig,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -256,6 +257,51 @@ async fn a_held_answer_comes_late_but_the_platform_acted_at_once() {
         hooks[0].0.duration_since(started) < Duration::from_millis(300),
         "webhooks did not wait"
     );
+}
+
+#[tokio::test]
+async fn a_timeout_rate_acts_on_the_send_and_never_answers_it() {
+    let s = setup(Duration::from_millis(1)).await;
+    s.sim.set_timeout_rate("whatsapp", 1.0).unwrap();
+    let call = tokio::time::timeout(Duration::from_millis(500), s.whatsapp("15551234567")).await;
+    assert!(call.is_err(), "answered: {call:?}");
+    // The platform acted: the send is recorded and its receipts come.
+    let hooks = s.hooks(3).await;
+    let statuses: Vec<&str> = hooks.iter().map(|(_, h)| wa_status(h)).collect();
+    assert_eq!(statuses, ["sent", "delivered", "read"]);
+    let stats = s.sim.stats("whatsapp").unwrap();
+    assert_eq!(
+        (stats.sends, stats.receipts_delivered, stats.receipts_failed),
+        (1, 3, 0)
+    );
+    s.sim.set_timeout_rate("whatsapp", 0.0).unwrap();
+    assert_eq!(s.whatsapp("15551234567").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_burst_cycle_answers_429_for_its_length_out_of_every_period() {
+    let cycle = BurstCycle {
+        every: Duration::from_secs(10),
+        length: Duration::from_secs(1),
+    };
+    assert!(cycle.bursting(Duration::from_millis(500)));
+    assert!(!cycle.bursting(Duration::from_millis(1500)));
+    assert!(cycle.bursting(Duration::from_millis(20_200)));
+    assert!(
+        !BurstCycle {
+            every: Duration::ZERO,
+            ..cycle
+        }
+        .bursting(Duration::ZERO)
+    );
+
+    let s = setup(Duration::from_millis(1)).await;
+    s.sim.set_receipts("whatsapp", false).unwrap();
+    // From the simulator's start, so a long cycle's first burst is now.
+    s.sim.set_burst_cycle("whatsapp", Some(cycle)).unwrap();
+    assert_eq!(s.whatsapp("15551234567").await, (429, Some("1".to_owned())));
+    s.sim.set_burst_cycle("whatsapp", None).unwrap();
+    assert_eq!(s.whatsapp("15551234567").await.0, 200);
 }
 
 #[tokio::test]
