@@ -87,11 +87,13 @@ pub async fn run(
     let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]).with_ready(ready);
     let tracer = chat4all_telemetry::spans::tracer("chat4all-status-consumer");
     let retry = config.retry_policy();
+    let stopping = shutdown.clone();
     let make = |producer| Applier {
         store,
         producer,
         tracer,
         retry,
+        stopping,
     };
     chat4all_kafka::consume(kafka, settings, make, shutdown)
         .await
@@ -103,6 +105,9 @@ struct Applier {
     producer: Producer,
     tracer: HopTracer,
     retry: RetryPolicy,
+    /// Ends the wait for a put-back update: a stopping member must not
+    /// outlive its grace period waiting out a backoff (up to 16 s).
+    stopping: CancellationToken,
 }
 
 /// What [`count_reached`] records, at 0 for every platform and status
@@ -277,7 +282,14 @@ impl BatchHandler for Applier {
             self.retry.longest_delay(),
         );
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                // Nothing of the batch is done or committed: the partition's
+                // next owner takes it from there.
+                () = self.stopping.cancelled() => {
+                    return Err(HandlerError::new("stopping while a put-back update waits"));
+                }
+            }
         }
         let mut dead = Vec::new();
         let mut changes = Vec::with_capacity(batch.len());
@@ -443,8 +455,71 @@ impl Applier {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::Arc;
+
+    use chat4all_kafka::mock::MockKafka;
+    use chat4all_kafka::{Producer, ReadyFlag, RecordHeaders};
+    use chat4all_store_embedded::{EmbeddedOptions, EmbeddedStore};
+
     use super::*;
+
+    /// A put-back update waits out its backoff in the handler; a member
+    /// told to stop meanwhile stops at once and leaves the record to the
+    /// partition's next owner, within any grace period.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopping_member_does_not_wait_out_a_put_back_updates_backoff() {
+        let kafka = MockKafka::start(1).unwrap();
+        kafka.create_topics(&chat4all_kafka::topics::all(), 1).unwrap();
+        let args = kafka.args();
+        let update = pb::StatusUpdate {
+            message_id: chat4all_domain::MessageId::generate().to_string(),
+            status: pb::DeliveryStatus::Delivered as i32,
+            ..Default::default()
+        };
+        let due_late = retry::put_back(
+            &RecordHeaders::default(),
+            5,
+            Duration::from_secs(16),
+            retry::now_ms(),
+        );
+        Producer::new(&args, "test")
+            .unwrap()
+            .enqueue(topics::STATUS_UPDATES, "k", &update.encode_to_vec(), &due_late)
+            .await
+            .unwrap()
+            .acked()
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore =
+            Arc::new(EmbeddedStore::open(&dir.path().join("s.db"), EmbeddedOptions::default()).unwrap());
+        let shutdown = CancellationToken::new();
+        let consumer = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                run(
+                    &StatusConsumerConfig::default(),
+                    &args,
+                    store,
+                    ReadyFlag::unwatched(),
+                    shutdown,
+                )
+                .await
+            }
+        });
+        // Time to be assigned the partition and take up the record.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let asked = std::time::Instant::now();
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), consumer)
+            .await
+            .expect("the member waited out the backoff")
+            .unwrap()
+            .unwrap();
+        assert!(asked.elapsed() < Duration::from_secs(5));
+    }
 
     // Each case of the conversion is pinned in chat4all-store; here only
     // that a refusal reaches the dead letter with its reason.
