@@ -153,6 +153,19 @@ pub struct TopologyConfig {
     /// Every service's log filter (`RUST_LOG` syntax).
     #[arg(long, default_value = "info")]
     pub log_filter: String,
+    /// A flag for the platform simulator, repeatable: its faults
+    /// (`--simulator-arg=--error-rate=0.05`; `chat4all run simulator
+    /// --help` lists them).
+    #[arg(long = "simulator-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub simulator_args: Vec<String>,
+    /// A flag for every connector sidecar, repeatable
+    /// (`--sidecar-arg=--claim-lease=20000`).
+    #[arg(long = "sidecar-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub sidecar_args: Vec<String>,
+    /// A flag for every platform adapter, repeatable
+    /// (`--adapter-arg=--request-timeout=3s`).
+    #[arg(long = "adapter-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub adapter_args: Vec<String>,
     /// The chat4all executable each service runs as (`chat4all run
     /// <service>`); this one by default.
     #[arg(long, hide = true)]
@@ -178,6 +191,9 @@ impl TopologyConfig {
             stall_secs: 60,
             stop_timeout: Duration::from_secs(20),
             log_filter: "info".to_owned(),
+            simulator_args: Vec::new(),
+            sidecar_args: Vec::new(),
+            adapter_args: Vec::new(),
             binary: Some(binary.into()),
         }
     }

@@ -215,6 +215,7 @@ impl Plan {
             simulator_flags.push(format!("--{}-webhook-url", platform.as_str()));
             simulator_flags.push(urls.join(","));
         }
+        simulator_flags.extend(config.simulator_args.iter().cloned());
         services.push(service(
             SIMULATOR.to_owned(),
             "simulator",
@@ -226,20 +227,22 @@ impl Plan {
         ));
 
         for a in &adapters {
+            let mut flags = vec![
+                "--api-base-url".to_owned(),
+                simulator_url.clone(),
+                "--grpc-listen".to_owned(),
+                a.grpc.to_string(),
+                "--webhook-listen".to_owned(),
+                a.webhook.to_string(),
+            ];
+            flags.extend(config.adapter_args.iter().cloned());
             services.push(service(
                 replica(&adapter(a.platform), a.index),
                 a.platform.as_str(),
                 Tier::Backing,
                 Probe::GrpcHealth(a.grpc),
                 vec![("grpc", a.grpc), ("webhook", a.webhook)],
-                vec![
-                    "--api-base-url".to_owned(),
-                    simulator_url.clone(),
-                    "--grpc-listen".to_owned(),
-                    a.grpc.to_string(),
-                    "--webhook-listen".to_owned(),
-                    a.webhook.to_string(),
-                ],
+                flags,
                 ports.next()?,
             ));
         }
@@ -264,6 +267,7 @@ impl Plan {
             }
             flags.extend(kafka_flags());
             flags.extend(store_flags());
+            flags.extend(config.sidecar_args.iter().cloned());
             services.push(service(
                 name,
                 "connector-sidecar",
@@ -454,6 +458,46 @@ mod tests {
             flag(&args(&plan, "simulator"), "--whatsapp-webhook-url"),
             webhooks.join(",")
         );
+    }
+
+    #[test]
+    fn extra_flags_reach_every_process_of_their_kind_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TopologyConfig {
+            replicas: 2,
+            simulator_args: vec!["--timeout-rate=0.02".to_owned()],
+            sidecar_args: vec!["--claim-lease=20000".to_owned()],
+            adapter_args: vec!["--request-timeout=3s".to_owned()],
+            ..TopologyConfig::ephemeral(dir.path(), "/bin/chat4all")
+        };
+        let plan = Plan::new(
+            &config,
+            "/bin/chat4all".into(),
+            dir.path().join("libs"),
+            &dir.path().join("logs"),
+            None,
+        )
+        .unwrap();
+        for service in &plan.services {
+            let args = args(&plan, &service.name);
+            let has = |flag: &str| args.iter().any(|a| a == flag);
+            let name = service.name.as_str();
+            let kind = if name == "simulator" {
+                "simulator"
+            } else if name.contains("-sidecar") {
+                "sidecar"
+            } else if Platform::ALL
+                .iter()
+                .any(|p| name.trim_end_matches("-1") == p.as_str())
+            {
+                "adapter"
+            } else {
+                "other"
+            };
+            assert_eq!(has("--timeout-rate=0.02"), kind == "simulator", "{name}");
+            assert_eq!(has("--claim-lease=20000"), kind == "sidecar", "{name}");
+            assert_eq!(has("--request-timeout=3s"), kind == "adapter", "{name}");
+        }
     }
 
     #[test]
