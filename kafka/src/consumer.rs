@@ -89,6 +89,12 @@ pub struct ConsumerSettings {
     pub ready: ReadyFlag,
     /// Told the member's share of each topic after every rebalance.
     pub assignment: Option<crate::AssignmentWatch>,
+    /// How long a stopping member lets the batch in hand finish before it
+    /// drops it, uncommitted, for the partition's next owner; `None` waits
+    /// for it. Only for handlers whose work is safe to redo from any
+    /// point (store writes that are idempotent): a batch of a few hundred
+    /// store round trips on a loaded store outlasts a pod's grace period.
+    pub drain: Option<Duration>,
 }
 
 impl ConsumerSettings {
@@ -100,6 +106,15 @@ impl ConsumerSettings {
             linger: Duration::from_millis(2),
             ready: ReadyFlag::unwatched(),
             assignment: None,
+            drain: None,
+        }
+    }
+
+    /// Drops the batch in hand `drain` after shutdown (see [`Self::drain`]).
+    pub fn with_drain(self, drain: Duration) -> Self {
+        Self {
+            drain: Some(drain),
+            ..self
         }
     }
 
@@ -266,7 +281,14 @@ impl BatchConsumer {
 
             let mut backoff = Duration::from_millis(50);
             let dead = loop {
-                match handler.handle(&batch).await {
+                let handled = tokio::select! {
+                    handled = handler.handle(&batch) => handled,
+                    () = drained(&shutdown, settings.drain) => {
+                        tracing::warn!(%group, records = batch.len(), "stopped mid-batch; left uncommitted for the next owner");
+                        break 'outer;
+                    }
+                };
+                match handled {
                     Ok(dead) => break dead,
                     Err(error) => {
                         // The handler produces on this producer too: a
@@ -306,6 +328,17 @@ impl BatchConsumer {
         }
         tracing::info!(%group, "consumer stopped");
         Ended::Shutdown
+    }
+}
+
+/// Resolves `drain` after shutdown; never without a drain bound.
+async fn drained(shutdown: &CancellationToken, drain: Option<Duration>) {
+    match drain {
+        Some(drain) => {
+            shutdown.cancelled().await;
+            tokio::time::sleep(drain).await;
+        }
+        None => std::future::pending().await,
     }
 }
 

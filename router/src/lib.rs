@@ -86,8 +86,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     register_series();
-    let settings =
-        ConsumerSettings::new(&config.group, &[topics::MESSAGES, topics::INBOUND]).with_ready(ready);
+    // Routing a message again is a repeat (its claim keeps the platform
+    // call single) and an inbound message is stored once by its platform
+    // id, so a batch cut short by a stop is safe to redo.
+    let settings = ConsumerSettings::new(&config.group, &[topics::MESSAGES, topics::INBOUND])
+        .with_ready(ready)
+        .with_drain(std::time::Duration::from_secs(3));
     let dedup_window = config.dedup_window;
     let guard = Arc::new(LoopGuard::new(LoopGuardConfig {
         max_bounces: config.loop_guard_bounces.max(1),

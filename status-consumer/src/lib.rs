@@ -74,6 +74,9 @@ impl StatusConsumerConfig {
     }
 }
 
+/// How long a stopping member finishes its batch in hand.
+const DRAIN: Duration = Duration::from_secs(3);
+
 /// Consumes until `shutdown`, then commits and flushes. `ready` is set once
 /// the consumer has its partitions.
 pub async fn run(
@@ -84,7 +87,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     register_series();
-    let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES]).with_ready(ready);
+    // Applying a status update again is a repeat, so a batch cut short
+    // by a stop is safe to redo.
+    let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES])
+        .with_ready(ready)
+        .with_drain(DRAIN);
     let tracer = chat4all_telemetry::spans::tracer("chat4all-status-consumer");
     let retry = config.retry_policy();
     let stopping = shutdown.clone();
