@@ -227,14 +227,7 @@ impl MessageStore for ScyllaStore {
         &self,
         changes: Vec<StatusChange>,
     ) -> Result<Vec<TransitionResult>, StoreError> {
-        // In order: each change sees the ones before it.
-        let mut results = Vec::with_capacity(changes.len());
-        for change in &changes {
-            let result = status_changes::apply(&self.db, change).await?;
-            chat4all_store::backend_rules::count_transition(result.outcome);
-            results.push(result);
-        }
-        Ok(results)
+        status_changes::apply_all(&self.db, &changes).await
     }
 
     async fn stuck_messages(

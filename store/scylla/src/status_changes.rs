@@ -2,7 +2,10 @@
 //! [`transitions::apply`](super::transitions::apply), then what follows it
 //! (the pending rows, the platform id's mapping, the history entry).
 
+use std::collections::HashMap;
+
 use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
+use futures::{StreamExt as _, TryStreamExt as _, stream};
 use scylla::value::MaybeUnset;
 
 use super::Db;
@@ -91,6 +94,43 @@ fn state_values(
         id.to_string(),
         current.version,
     )
+}
+
+/// How many messages' changes are applied at once.
+const APPLY_CONCURRENCY: usize = 32;
+
+/// Applies a batch: the changes to one message in order, each seeing the
+/// ones before it; different messages at once. Each change is a read and a
+/// lightweight transaction (four round trips), so a batch of receipts
+/// applied one by one takes seconds under load, and the status-consumer
+/// falls behind the receipts of a few hundred messages a second. The
+/// answers come in the batch's order.
+pub(super) async fn apply_all(
+    db: &Db,
+    changes: &[StatusChange],
+) -> Result<Vec<TransitionResult>, StoreError> {
+    let mut by_message: HashMap<&MessageRef, Vec<usize>> = HashMap::new();
+    for (index, change) in changes.iter().enumerate() {
+        by_message.entry(&change.message).or_default().push(index);
+    }
+    let applied: Vec<Vec<(usize, TransitionResult)>> = stream::iter(by_message.into_values())
+        .map(|indices| async move {
+            let mut results = Vec::with_capacity(indices.len());
+            for index in indices {
+                let result = apply(db, &changes[index]).await?;
+                chat4all_store::backend_rules::count_transition(result.outcome);
+                results.push((index, result));
+            }
+            Ok::<_, StoreError>(results)
+        })
+        .buffer_unordered(APPLY_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut ordered: Vec<Option<TransitionResult>> = (0..changes.len()).map(|_| None).collect();
+    for (index, result) in applied.into_iter().flatten() {
+        ordered[index] = Some(result);
+    }
+    Ok(ordered.into_iter().flatten().collect())
 }
 
 pub(super) async fn apply(db: &Db, change: &StatusChange) -> Result<TransitionResult, StoreError> {
