@@ -89,12 +89,16 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
         .map(str::to_owned)
         .to_vec();
         // A call is given up on after 3 s (the adapter) or 6 s (the
-        // sidecar), so a killed sidecar's claims come free after 16 s
-        // rather than a minute.
+        // sidecar), so a killed sidecar's claims come free after 21 s
+        // rather than a minute (a call, the echo window, a margin).
         config.adapter_args = vec!["--request-timeout=3s".to_owned()];
-        config.sidecar_args = ["--send-timeout=6000", "--echo-window=5000", "--claim-lease=16000"]
-            .map(str::to_owned)
-            .to_vec();
+        config.sidecar_args = [
+            "--send-timeout=6000",
+            "--echo-window=10000",
+            "--claim-lease=21000",
+        ]
+        .map(str::to_owned)
+        .to_vec();
     })
     .await;
     let simulator = t.get().simulator_url();
@@ -180,6 +184,7 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
     let mut client = t.client().await;
     let deadline = Instant::now() + DRAIN_WITHIN;
     let mut pending = sent.clone();
+    let mut last_seen: HashMap<String, Option<pb::Message>> = HashMap::new();
     let mut finished: Vec<(Sent, pb::Message)> = Vec::new();
     loop {
         // Read before the messages: a call made after this is on a message
@@ -190,7 +195,10 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
         for (s, message) in looked {
             match message {
                 Some(m) if done(&s, &m, calls.acted(&s.text) > 0) => finished.push((s, m)),
-                _ => pending.push(s),
+                seen => {
+                    last_seen.insert(s.id.clone(), seen);
+                    pending.push(s);
+                }
             }
         }
         if pending.is_empty() || Instant::now() > deadline {
@@ -279,10 +287,28 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
         lost.len(),
         lost.iter()
             .take(10)
-            .map(|s| (&s.text, &s.id, calls.acted(&s.text)))
+            .map(|s| {
+                let seen = last_seen.get(&s.id).cloned().flatten();
+                let status = seen
+                    .as_ref()
+                    .and_then(|m| pb::DeliveryStatus::try_from(m.status).ok())
+                    .map(|status| status.as_str_name());
+                (s.platform, &s.text, &s.id, status, calls.acted(&s.text))
+            })
             .collect::<Vec<_>>()
     );
-    assert!(double.is_empty(), "sent twice: {double:?}");
+    assert!(
+        double.is_empty(),
+        "sent twice: {:?}",
+        double
+            .iter()
+            .map(|(text, n)| (
+                text,
+                n,
+                sent.iter().find(|s| &s.text == text).map(|s| (s.platform, &s.id))
+            ))
+            .collect::<Vec<_>>()
+    );
     assert!(failed_otherwise.is_empty(), "failed: {failed_otherwise:?}");
     assert_eq!((receipts_failed, webhooks_failed), (0, 0), "webhooks given up on");
     assert_eq!(
