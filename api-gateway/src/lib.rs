@@ -17,6 +17,7 @@ pub mod config;
 mod history;
 mod publish;
 mod reconcile;
+mod republish_pace;
 mod service;
 mod status;
 mod validation;

@@ -11,6 +11,10 @@
 //! is an idempotent repeat and the sidecar's claim keeps the platform call
 //! single.
 //!
+//! A message is re-published at most once per `after`, doubling
+//! (`republish_pace`): a lagging status pipeline must not be fed copies of
+//! what it lags on.
+//!
 //! One gateway replica reconciles at a time: each round first takes (or
 //! keeps) the store's `reconciler` lease, for three rounds' time, so N
 //! replicas do not re-publish the same messages N times, and a replica that
@@ -18,12 +22,13 @@
 
 use std::time::Duration;
 
-use chat4all_domain::{DeliveryStatus, Timestamp};
+use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
 use chat4all_kafka::{Producer, topics};
 use chat4all_store::SharedStore;
 use chat4all_telemetry::{HopTracer, TraceContext};
 use tokio_util::sync::CancellationToken;
 
+use crate::republish_pace::RepublishPace;
 use crate::{ReconcileArgs, publish};
 
 /// The most messages of one status re-published in a round; the next
@@ -58,6 +63,7 @@ pub(crate) async fn run(
         std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".to_owned()),
         uuid::Uuid::now_v7()
     );
+    let mut paces = [RepublishPace::default(), RepublishPace::default()];
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -68,7 +74,7 @@ pub(crate) async fn run(
             continue;
         }
         metrics::counter!("chat4all_reconcile_rounds_total", "ran" => "true").increment(1);
-        match once(&store, &producer, &tracer, config).await {
+        match once(&store, &producer, &tracer, config, &mut paces).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "re-published stuck messages"),
             Err(error) => {
@@ -89,16 +95,26 @@ pub(crate) async fn once(
     producer: &Producer,
     tracer: &HopTracer,
     config: ReconcileArgs,
+    paces: &mut [RepublishPace; 2],
 ) -> anyhow::Result<usize> {
     let mut count = 0;
-    for (status, after) in [
+    for ((status, after), pace) in [
         (DeliveryStatus::Accepted, config.after),
         (DeliveryStatus::Routed, config.routed_after),
-    ] {
+    ]
+    .into_iter()
+    .zip(paces.iter_mut())
+    {
         let deadline = Timestamp::now().as_micros() - i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
         let stuck = store
             .stuck_messages(status, Timestamp::from_micros(deadline), BATCH)
             .await?;
+        let ids: Vec<MessageId> = stuck.iter().filter_map(|m| m.id.parse().ok()).collect();
+        let due = pace.due(&ids, after, tokio::time::Instant::now());
+        let stuck: Vec<_> = stuck
+            .into_iter()
+            .filter(|m| m.id.parse().is_ok_and(|id| due.contains(&id)))
+            .collect();
         let mut deliveries = Vec::with_capacity(stuck.len());
         for message in &stuck {
             let trace = TraceContext::in_trace(&message.trace_id).unwrap_or_else(TraceContext::new_root);
