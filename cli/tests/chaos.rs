@@ -145,7 +145,15 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
         .collect();
     let started = Instant::now();
     let mut next_kill = started + Duration::from_secs(10);
-    let mut rolling = ours.clone().into_iter();
+    // The long run rolls every process; the short one every service
+    // once (one replica of each), which is what fits in CI.
+    let roll: Vec<String> = if run_for >= Duration::from_secs(120) {
+        ours.clone()
+    } else {
+        ours.iter().filter(|n| !n.ends_with("-1")).cloned().collect()
+    };
+    let to_roll = roll.len();
+    let mut rolling = roll.into_iter();
     let (mut kills, mut rolled) = (Vec::new(), 0);
     loop {
         if Instant::now() >= next_kill {
@@ -281,11 +289,12 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
         written.len(),
     );
 
-    assert!(
-        lost.is_empty(),
-        "{} accepted messages not final (or missing receipts) after draining: {:?}",
-        lost.len(),
-        lost.iter()
+    // Every way the run fell short, at once: one run's figures are worth
+    // more than its first failure.
+    let mut wrong = Vec::new();
+    if !lost.is_empty() {
+        let some: Vec<_> = lost
+            .iter()
             .take(10)
             .map(|s| {
                 let seen = last_seen.get(&s.id).cloned().flatten();
@@ -295,34 +304,50 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
                     .map(|status| status.as_str_name());
                 (s.platform, &s.text, &s.id, status, calls.acted(&s.text))
             })
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        double.is_empty(),
-        "sent twice: {:?}",
-        double
+            .collect();
+        wrong.push(format!(
+            "{} not final or short of a receipt: {some:?}",
+            lost.len()
+        ));
+    }
+    if !double.is_empty() {
+        let which: Vec<_> = double
             .iter()
-            .map(|(text, n)| (
-                text,
-                n,
-                sent.iter().find(|s| &s.text == text).map(|s| (s.platform, &s.id))
-            ))
-            .collect::<Vec<_>>()
-    );
-    assert!(failed_otherwise.is_empty(), "failed: {failed_otherwise:?}");
-    assert_eq!((receipts_failed, webhooks_failed), (0, 0), "webhooks given up on");
-    assert_eq!(
-        inbound_ok,
-        written.len(),
-        "users' messages the simulator could not deliver"
-    );
-    assert_eq!(inbound_once, inbound_ok, "users' messages not stored once");
-    assert!(inbound_twice.is_empty(), "stored twice: {inbound_twice:?}");
-    assert!(
-        rolled == ours.len() && kills.len() >= 3,
-        "the driver did its part"
-    );
-    assert!(t.get().take_deaths().is_empty(), "no process may die on its own");
+            .map(|(text, n)| {
+                (
+                    text,
+                    n,
+                    sent.iter().find(|s| &s.text == text).map(|s| (s.platform, &s.id)),
+                )
+            })
+            .collect();
+        wrong.push(format!("sent twice: {which:?}"));
+    }
+    if !failed_otherwise.is_empty() {
+        wrong.push(format!("failed: {failed_otherwise:?}"));
+    }
+    if (receipts_failed, webhooks_failed) != (0, 0) {
+        wrong.push(format!(
+            "webhooks given up on: {webhooks_failed}, receipts among them {receipts_failed}"
+        ));
+    }
+    if inbound_ok != written.len() || inbound_once != inbound_ok || !inbound_twice.is_empty() {
+        wrong.push(format!(
+            "users' messages: {} written, {inbound_ok} delivered, {inbound_once} stored once, stored twice {inbound_twice:?}",
+            written.len()
+        ));
+    }
+    if rolled != to_roll || kills.len() < 3 {
+        wrong.push(format!(
+            "the driver rolled {rolled} of {to_roll} and killed {}",
+            kills.len()
+        ));
+    }
+    let deaths = t.get().take_deaths();
+    if !deaths.is_empty() {
+        wrong.push(format!("died on their own: {deaths:?}"));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     t.stop().await;
 }
 
@@ -354,8 +379,11 @@ fn recipient(platform: &str, n: usize) -> String {
 fn receipt_states(platform: &str) -> Option<&'static [pb::DeliveryStatus]> {
     use pb::DeliveryStatus::{Delivered, Read, Sent};
     match platform {
-        "whatsapp" | "messenger" => Some(&[Sent, Delivered, Read]),
-        "instagram" => Some(&[Sent, Read]),
+        "whatsapp" => Some(&[Sent, Delivered, Read]),
+        // A Messenger delivery receipt without mids is a watermark: stored
+        // as one, and on the messages still short of DELIVERED; one that
+        // comes after the read (out of order) finds none.
+        "messenger" | "instagram" => Some(&[Sent, Read]),
         _ => None,
     }
 }
