@@ -74,6 +74,15 @@ impl StatusConsumerConfig {
     }
 }
 
+/// The last instant a watermark covers. Meta's watermarks are whole
+/// milliseconds and our SENT times are microseconds: a message sent in the
+/// watermark's own millisecond (the platform acted on it at once) is
+/// covered, not missed by the fraction of a millisecond its SENT is later.
+fn watermark_end(watermark: chat4all_domain::Timestamp) -> chat4all_domain::Timestamp {
+    let micros = watermark.as_micros();
+    chat4all_domain::Timestamp::from_micros(micros - micros.rem_euclid(1000) + 999)
+}
+
 /// How long a stopping member finishes its batch in hand.
 const DRAIN: Duration = Duration::from_secs(3);
 
@@ -197,7 +206,12 @@ impl Applier {
             .map_err(HandlerError::new)?;
         let ids = self
             .store
-            .awaiting_receipt(&recipient, watermark.into(), status, WATERMARK_LIMIT)
+            .awaiting_receipt(
+                &recipient,
+                watermark_end(watermark.into()),
+                status,
+                WATERMARK_LIMIT,
+            )
             .await
             .map_err(HandlerError::new)?;
         let at = chat4all_domain::convert::timestamp_or_now(update.at);
@@ -240,7 +254,7 @@ impl Applier {
                 .watermark(recipient, status)
                 .await
                 .map_err(HandlerError::new)?;
-            if up_to.is_some_and(|up_to| up_to >= sent_at) {
+            if up_to.is_some_and(|up_to| watermark_end(up_to) >= sent_at) {
                 updates.push(pb::StatusUpdate {
                     message_id: message_id.to_string(),
                     conversation_id: result
@@ -526,6 +540,16 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(asked.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_watermark_covers_the_whole_of_its_millisecond() {
+        use chat4all_domain::Timestamp;
+        let watermark = Timestamp::from_micros(1_700_000_000_123_000);
+        assert_eq!(watermark_end(watermark).as_micros(), 1_700_000_000_123_999);
+        // Sent 0.4 ms into the watermark's millisecond: covered.
+        assert!(watermark_end(watermark) >= Timestamp::from_micros(1_700_000_000_123_400));
+        assert!(watermark_end(watermark) < Timestamp::from_micros(1_700_000_000_124_000));
     }
 
     // Each case of the conversion is pinned in chat4all-store; here only
