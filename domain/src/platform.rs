@@ -49,7 +49,10 @@ impl Platform {
     /// where it does not, SENT is as far as a message goes, and a SENT
     /// message waits on nothing.
     pub fn reports_receipts(self) -> bool {
-        matches!(self, Platform::WhatsApp | Platform::Messenger | Platform::Instagram)
+        matches!(
+            self,
+            Platform::WhatsApp | Platform::Messenger | Platform::Instagram
+        )
     }
 
     /// The Kafka topic its connector consumes.

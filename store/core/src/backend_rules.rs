@@ -190,7 +190,11 @@ mod tests {
     fn a_receipt_is_overdue_a_deadline_after_sent_on_receipt_platforms_only() {
         let day = 24 * 3600;
         let whatsapp = sent_at("whatsapp:15551234567", DeliveryStatus::Sent, Some(100));
-        assert!(!receipt_overdue(&whatsapp, DAY, Timestamp::from_secs(100 + day - 1)));
+        assert!(!receipt_overdue(
+            &whatsapp,
+            DAY,
+            Timestamp::from_secs(100 + day - 1)
+        ));
         assert!(receipt_overdue(&whatsapp, DAY, Timestamp::from_secs(100 + day)));
         let telegram = sent_at("telegram:42", DeliveryStatus::Sent, Some(100));
         assert!(!receipt_overdue(&telegram, DAY, Timestamp::from_secs(10 * day)));

@@ -13,7 +13,11 @@ use chat4all_store::StoreError;
 use chat4all_store::backend_rules::receipt_overdue;
 use chat4all_store::stored_rows::HistoryEntry;
 
-pub(super) async fn mark(db: &Db, ids: &[MessageId], deadline: Duration) -> Result<Vec<MessageId>, StoreError> {
+pub(super) async fn mark(
+    db: &Db,
+    ids: &[MessageId],
+    deadline: Duration,
+) -> Result<Vec<MessageId>, StoreError> {
     let now = Timestamp::now();
     let marked: Vec<Option<MessageId>> = stream::iter(ids.iter().copied())
         .map(|id| mark_one(db, id, deadline, now))

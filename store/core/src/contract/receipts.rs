@@ -124,16 +124,10 @@ pub async fn receipts_overdue_are_marked_once(store: SharedStore) {
     let noted = notes(&marked);
     assert_eq!(noted.len(), 1, "{:?}", marked.history);
     assert_eq!(
-        (
-            DeliveryStatus::from_proto(noted[0].status),
-            noted[0].hop.as_str()
-        ),
+        (DeliveryStatus::from_proto(noted[0].status), noted[0].hop.as_str()),
         (Some(DeliveryStatus::Sent), "reconciler")
     );
-    assert_eq!(
-        noted[0].detail,
-        "receipt_overdue: no receipt within 24h of SENT"
-    );
+    assert_eq!(noted[0].detail, "receipt_overdue: no receipt within 24h of SENT");
     assert_eq!(
         marked.history.last().map(|e| e.outcome),
         Some(noted[0].outcome),
