@@ -63,6 +63,7 @@ pub(crate) async fn run(
         std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".to_owned()),
         uuid::Uuid::now_v7()
     );
+    overdue::register();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

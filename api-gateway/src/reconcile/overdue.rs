@@ -75,11 +75,7 @@ fn id_and_platform(message: &pb::Message) -> Option<(MessageId, Platform)> {
 }
 
 fn by_platform(overdue: &[(MessageId, Platform)]) -> BTreeMap<Platform, u64> {
-    let mut counts: BTreeMap<Platform, u64> = Platform::ALL
-        .into_iter()
-        .filter(|p| p.reports_receipts())
-        .map(|p| (p, 0))
-        .collect();
+    let mut counts: BTreeMap<Platform, u64> = receipt_platforms().map(|p| (p, 0)).collect();
     for (_, platform) in overdue {
         *counts.entry(*platform).or_default() += 1;
     }
@@ -101,10 +97,23 @@ fn record(found: &Overdue, deadline: Duration) {
     }
 }
 
+/// Every receipt platform's series, at 0, from start-up: an `increase()`
+/// alert over a series that first appears at 1 misses that first one.
+pub(crate) fn register() {
+    for platform in receipt_platforms() {
+        metrics::counter!("chat4all_receipts_overdue_total", "platform" => platform.as_str()).increment(0);
+    }
+    not_mine();
+}
+
+fn receipt_platforms() -> impl Iterator<Item = Platform> {
+    Platform::ALL.into_iter().filter(|p| p.reports_receipts())
+}
+
 /// Another replica reconciles now: its gauge is the one that counts, and
 /// this one reads zero, so a sum over replicas counts each message once.
 pub(crate) fn not_mine() {
-    for platform in Platform::ALL.into_iter().filter(|p| p.reports_receipts()) {
+    for platform in receipt_platforms() {
         metrics::gauge!("chat4all_messages_awaiting_receipt_overdue", "platform" => platform.as_str())
             .set(0.0);
     }
