@@ -102,6 +102,23 @@ pub struct ReconcileArgs {
     /// How often the reconciliation job looks.
     #[arg(long = "reconcile-every", env = "CHAT4ALL_RECONCILE_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub every: Duration,
+    /// A message still SENT this long after it was sent, on a platform that
+    /// reports receipts (WhatsApp, Messenger, Instagram), is marked overdue
+    /// in its history and counted. Not re-sent: nothing in our pipeline is
+    /// owed. Long, because a delivery receipt comes only once the phone is
+    /// on and online, and a day off-line is ordinary.
+    #[arg(long = "receipt-deadline", env = "CHAT4ALL_RECEIPT_DEADLINE", value_parser = parse_deadline, default_value = "24h")]
+    pub receipt_deadline: Duration,
+}
+
+/// A receipt deadline: a duration, and more than nothing (which would mark
+/// every SENT message overdue the moment it is sent).
+fn parse_deadline(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Default for ReconcileArgs {
@@ -110,6 +127,7 @@ impl Default for ReconcileArgs {
             after: Duration::from_secs(60),
             routed_after: Duration::from_secs(300),
             every: Duration::from_secs(10),
+            receipt_deadline: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -121,6 +139,7 @@ impl ReconcileArgs {
             ("--reconcile-after", self.after),
             ("--reconcile-routed-after", self.routed_after),
             ("--reconcile-every", self.every),
+            ("--receipt-deadline", self.receipt_deadline),
         ]
         .into_iter()
         .flat_map(|(flag, value)| [flag.to_owned(), humantime::format_duration(value).to_string()])
@@ -203,20 +222,17 @@ mod tests {
             after: Duration::from_secs(2),
             routed_after: Duration::from_millis(20_500),
             every: Duration::from_millis(500),
+            receipt_deadline: Duration::from_secs(90 * 60),
         };
         let flags = std::iter::once("gateway".to_owned()).chain(given.to_flags());
         let parsed = Flags::try_parse_from(flags).unwrap().reconcile;
-        assert_eq!(
-            (parsed.after, parsed.routed_after, parsed.every),
-            (given.after, given.routed_after, given.every)
-        );
+        let fields = |r: ReconcileArgs| (r.after, r.routed_after, r.every, r.receipt_deadline);
+        assert_eq!(fields(parsed), fields(given));
         let (defaults, flagless) = (
             ReconcileArgs::default(),
             Flags::try_parse_from(["gateway"]).unwrap().reconcile,
         );
-        assert_eq!(
-            (flagless.after, flagless.routed_after, flagless.every),
-            (defaults.after, defaults.routed_after, defaults.every)
-        );
+        assert_eq!(fields(flagless), fields(defaults));
+        assert!(Flags::try_parse_from(["gateway", "--receipt-deadline", "0s"]).is_err());
     }
 }

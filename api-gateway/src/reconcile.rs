@@ -15,6 +15,9 @@
 //! (`republish_pace`): a lagging status pipeline must not be fed copies of
 //! what it lags on.
 //!
+//! Each round also marks SENT messages whose receipt is overdue
+//! (`overdue`): those are counted, never re-published.
+//!
 //! One gateway replica reconciles at a time: each round first takes (or
 //! keeps) the store's `reconciler` lease, for three rounds' time, so N
 //! replicas do not re-publish the same messages N times, and a replica that
@@ -30,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::republish_pace::RepublishPace;
 use crate::{ReconcileArgs, publish};
+
+mod overdue;
 
 /// The most messages of one status re-published in a round; the next
 /// round takes the rest.
@@ -64,6 +69,7 @@ pub(crate) async fn run(
         uuid::Uuid::now_v7()
     );
     let mut paces = [RepublishPace::default(), RepublishPace::default()];
+    overdue::register();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -71,6 +77,7 @@ pub(crate) async fn run(
         }
         if !my_turn(&store, &holder, config.every).await {
             metrics::counter!("chat4all_reconcile_rounds_total", "ran" => "false").increment(1);
+            overdue::not_mine();
             continue;
         }
         metrics::counter!("chat4all_reconcile_rounds_total", "ran" => "true").increment(1);
@@ -85,6 +92,11 @@ pub(crate) async fn run(
                     tracing::error!(%renew, "could not replace the Kafka producer");
                 }
             }
+        }
+        // Apart from the re-publishing: it needs no broker, so a broker
+        // down does not hide overdue receipts.
+        if let Err(error) = overdue::round(&store, config.receipt_deadline).await {
+            tracing::warn!(%error, "looking for overdue receipts failed; next round retries");
         }
     }
 }
@@ -136,9 +148,107 @@ pub(crate) async fn once(
 mod tests {
     use std::sync::Arc;
 
+    use chat4all_domain::{MessageId, Platform};
+    use chat4all_store::{MessageRef, NewMessage, StatusChange, TransitionOutcome};
     use chat4all_store_embedded::{EmbeddedOptions, EmbeddedStore};
 
     use super::*;
+
+    const HOUR: i64 = 3600 * 1_000_000;
+
+    fn hours_ago(hours: i64) -> Timestamp {
+        Timestamp::from_micros(Timestamp::now().as_micros() - hours * HOUR)
+    }
+
+    /// A message to `recipient` created two days ago, SENT `sent_hours_ago`.
+    async fn sent(store: &SharedStore, recipient: &str, sent_hours_ago: i64) -> MessageId {
+        let id = MessageId::generate();
+        store
+            .put_message(NewMessage {
+                id,
+                conversation_id: "overdue".parse().unwrap(),
+                recipient: recipient.parse().unwrap(),
+                text: "hi".into(),
+                source: chat4all_domain::SOURCE_API.into(),
+                trace_id: String::new(),
+                created_at: hours_ago(48),
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+        move_to(store, id, DeliveryStatus::Sent, hours_ago(sent_hours_ago)).await;
+        id
+    }
+
+    async fn move_to(store: &SharedStore, id: MessageId, status: DeliveryStatus, at: Timestamp) {
+        let change = StatusChange {
+            message: MessageRef::Id(id),
+            status,
+            at,
+            hop: "test".into(),
+            platform_message_id: None,
+            failure: None,
+        };
+        store.apply_transitions(vec![change]).await.unwrap();
+    }
+
+    async fn notes(store: &SharedStore, id: MessageId) -> usize {
+        let message = store.get_message(id).await.unwrap().unwrap();
+        message
+            .history
+            .iter()
+            .filter(|e| TransitionOutcome::from_proto(e.outcome) == Some(TransitionOutcome::Noted))
+            .count()
+    }
+
+    fn counted(rendered: &str, platform: &str) -> Option<String> {
+        let series = format!("chat4all_receipts_overdue_total{{platform=\"{platform}\"}} ");
+        rendered
+            .lines()
+            .find_map(|l| l.strip_prefix(&series).map(str::to_owned))
+    }
+
+    #[tokio::test]
+    async fn a_receipt_overdue_is_marked_once_and_counted_where_receipts_come() {
+        let metrics = chat4all_telemetry::metrics_handle();
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore = Arc::new(
+            EmbeddedStore::open(&dir.path().join("overdue.db"), EmbeddedOptions::default()).unwrap(),
+        );
+        let whatsapp = sent(&store, "whatsapp:15551234567", 30).await;
+        let telegram = sent(&store, "telegram:42", 30).await;
+        let delivered = sent(&store, "messenger:7001", 30).await;
+        move_to(&store, delivered, DeliveryStatus::Delivered, hours_ago(29)).await;
+        // Created two days ago, but sent only an hour ago (retries): not late.
+        let lately_sent = sent(&store, "whatsapp:15551234568", 1).await;
+        let day = Duration::from_secs(24 * 3600);
+
+        let first = overdue::round(&store, day).await.unwrap();
+        assert_eq!(first.marked, [(whatsapp, Platform::WhatsApp)]);
+        assert_eq!(
+            first.now.into_iter().collect::<Vec<_>>(),
+            [
+                (Platform::WhatsApp, 1),
+                (Platform::Instagram, 0),
+                (Platform::Messenger, 0)
+            ]
+        );
+        let second = overdue::round(&store, day).await.unwrap();
+        assert!(second.marked.is_empty(), "marked once: {second:?}");
+        assert_eq!(second.now.get(&Platform::WhatsApp), Some(&1), "still overdue");
+
+        assert_eq!(notes(&store, whatsapp).await, 1);
+        for other in [telegram, delivered, lately_sent] {
+            assert_eq!(notes(&store, other).await, 0, "{other}");
+        }
+        let rendered = metrics.render();
+        assert_eq!(counted(&rendered, "whatsapp").as_deref(), Some("1"), "{rendered}");
+        assert_eq!(counted(&rendered, "telegram"), None);
+        assert!(
+            rendered.contains("chat4all_messages_awaiting_receipt_overdue{platform=\"whatsapp\"} 1"),
+            "{rendered}"
+        );
+    }
 
     #[tokio::test]
     async fn one_replica_reconciles_at_a_time_and_a_dead_ones_turn_passes() {

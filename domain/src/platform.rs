@@ -45,6 +45,16 @@ impl Platform {
         matches!(self, Platform::Messenger | Platform::Instagram)
     }
 
+    /// Whether it tells us a message reached the phone (DELIVERED, READ):
+    /// where it does not, SENT is as far as a message goes, and a SENT
+    /// message waits on nothing.
+    pub fn reports_receipts(self) -> bool {
+        matches!(
+            self,
+            Platform::WhatsApp | Platform::Messenger | Platform::Instagram
+        )
+    }
+
     /// The Kafka topic its connector consumes.
     pub fn outbound_topic(self) -> String {
         format!("{}-outbound", self.as_str())
@@ -183,5 +193,23 @@ mod tests {
         ));
         assert!("telegram:-100123".parse::<Recipient>().is_ok());
         assert_eq!(Platform::Telegram.outbound_topic(), "telegram-outbound");
+    }
+
+    #[test]
+    fn receipts_come_from_whatsapp_and_metas_platforms_only() {
+        let reporting: Vec<_> = Platform::ALL
+            .into_iter()
+            .filter(|p| p.reports_receipts())
+            .collect();
+        assert_eq!(
+            reporting,
+            [Platform::WhatsApp, Platform::Instagram, Platform::Messenger]
+        );
+        // Watermarks are a kind of receipt.
+        assert!(
+            Platform::ALL
+                .into_iter()
+                .all(|p| !p.has_watermark_receipts() || p.reports_receipts())
+        );
     }
 }

@@ -290,6 +290,8 @@ fn outcome_label(outcome: TransitionOutcome) -> &'static str {
         TransitionOutcome::Backfilled => "backfilled",
         TransitionOutcome::Rejected => "rejected",
         TransitionOutcome::NotFound => "not_found",
+        // Never a transition's outcome; named all the same.
+        TransitionOutcome::Noted => "noted",
     }
 }
 

@@ -93,6 +93,16 @@ pub const FAMILIES: &[Family] = &[
         "Receipts given to a message whose SENT was stored after its recipient's watermark came, by platform.",
     ),
     counter(
+        "chat4all_receipts_overdue_total",
+        "SENT messages the gateway's reconciler marked overdue (no delivery receipt within \
+         --receipt-deadline after SENT), once each, by platform. Platforms without receipts never count.",
+    ),
+    gauge(
+        "chat4all_messages_awaiting_receipt_overdue",
+        "SENT messages whose delivery receipt is overdue now, by platform, as the reconciler's last round \
+         found them; it looks at 500 at most, so 500 reads \"at least 500\".",
+    ),
+    counter(
         "chat4all_reconcile_rounds_total",
         "Reconciler rounds, by whether this gateway replica held the reconciler lease and ran it.",
     ),

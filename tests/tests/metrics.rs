@@ -149,6 +149,20 @@ async fn the_systems_metrics_pass_promtool_and_alerted_series_exist_from_start_u
         let outbound = format!("{platform}-outbound");
         assert_series(&start, "chat4all_dead_letters_total", &[("topic", &outbound)]);
     }
+    // Where receipts come, and only there.
+    for platform in ["whatsapp", "messenger", "instagram"] {
+        let p = [("platform", platform)];
+        assert_series(&start, "chat4all_receipts_overdue_total", &p);
+        assert_series(&start, "chat4all_messages_awaiting_receipt_overdue", &p);
+    }
+    assert!(
+        series(
+            &start,
+            "chat4all_receipts_overdue_total",
+            &[("platform", "telegram")]
+        )
+        .is_none()
+    );
     assert_series(
         &start,
         "chat4all_echoes_total",

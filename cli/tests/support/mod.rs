@@ -48,6 +48,7 @@ impl TestTopology {
                 after: Duration::from_secs(2),
                 routed_after: Duration::from_secs(20),
                 every: Duration::from_millis(500),
+                ..Default::default()
             },
             stall_secs: 10,
             stop_timeout: Duration::from_secs(15),

@@ -93,7 +93,11 @@ pub trait MessageStore: Send + Sync + 'static {
     /// re-publishes when a record was lost. A ROUTED message counts only
     /// while no sidecar holds a live claim on it: a live claim is a send in
     /// progress, and an expired one (its holder died, or recorded the
-    /// answer and died before announcing it) needs its record again.
+    /// answer and died before announcing it) needs its record again. SENT
+    /// counts only on platforms that report receipts
+    /// ([`Platform::reports_receipts`](chat4all_domain::Platform::reports_receipts)):
+    /// elsewhere SENT is final, and those messages would crowd out the ones
+    /// still waiting. Messages already marked overdue are still returned.
     async fn stuck_messages(
         &self,
         status: DeliveryStatus,
@@ -208,4 +212,16 @@ pub trait MessageStore: Send + Sync + 'static {
     /// platform (it was stopped first), so their redelivered records are
     /// claimed and sent again. A claim held by anyone else stays.
     async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError>;
+
+    /// Marks each message whose receipt is overdue: still SENT, on a
+    /// platform that reports receipts, more than `deadline` after its SENT.
+    /// A message is marked once, with one history entry (hop `reconciler`,
+    /// outcome NOTED, status SENT); its status does not change. Returns the
+    /// ids marked by this call, in order: not those marked before, not those
+    /// unknown or not overdue.
+    async fn mark_receipt_overdue(
+        &self,
+        ids: &[MessageId],
+        deadline: Duration,
+    ) -> Result<Vec<MessageId>, StoreError>;
 }

@@ -70,6 +70,9 @@ pub enum TransitionOutcome {
     Backfilled,
     Rejected,
     NotFound,
+    /// Not a transition's: a hop noted something in the history (a receipt
+    /// overdue), and the status stayed.
+    Noted,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,12 +138,13 @@ pub struct Page {
 }
 
 impl TransitionOutcome {
-    pub const ALL: [TransitionOutcome; 5] = [
+    pub const ALL: [TransitionOutcome; 6] = [
         TransitionOutcome::Applied,
         TransitionOutcome::Repeat,
         TransitionOutcome::Backfilled,
         TransitionOutcome::Rejected,
         TransitionOutcome::NotFound,
+        TransitionOutcome::Noted,
     ];
 
     /// The name a backend stores (and a metric labels) the outcome by.
@@ -151,6 +155,7 @@ impl TransitionOutcome {
             TransitionOutcome::Backfilled => "BACKFILLED",
             TransitionOutcome::Rejected => "REJECTED",
             TransitionOutcome::NotFound => "NOT_FOUND",
+            TransitionOutcome::Noted => "NOTED",
         }
     }
 
@@ -209,6 +214,7 @@ impl TransitionOutcome {
             TransitionOutcome::Backfilled => pb::TransitionOutcome::Backfilled,
             TransitionOutcome::Rejected => pb::TransitionOutcome::Rejected,
             TransitionOutcome::NotFound => pb::TransitionOutcome::NotFound,
+            TransitionOutcome::Noted => pb::TransitionOutcome::Noted,
         }
     }
 
@@ -221,6 +227,7 @@ impl TransitionOutcome {
             pb::TransitionOutcome::Backfilled => Some(TransitionOutcome::Backfilled),
             pb::TransitionOutcome::Rejected => Some(TransitionOutcome::Rejected),
             pb::TransitionOutcome::NotFound => Some(TransitionOutcome::NotFound),
+            pb::TransitionOutcome::Noted => Some(TransitionOutcome::Noted),
         }
     }
 }

@@ -300,6 +300,21 @@ impl MessageStore for EmbeddedStore {
             .await
     }
 
+    async fn mark_receipt_overdue(
+        &self,
+        ids: &[MessageId],
+        deadline: Duration,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.inner
+            .writer
+            .submit(move |conn| writes::mark_receipt_overdue(conn, &ids, deadline, Timestamp::now()))
+            .await
+    }
+
     async fn put_channel(
         &self,
         channel: pb::Channel,

@@ -19,7 +19,7 @@ use crate::db_error::db_error;
 use chat4all_store::StoreError;
 
 /// The migrations, in order; never edit one that shipped, append another.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 const V1: &str = "
 CREATE TABLE messages (
@@ -155,6 +155,18 @@ CREATE TABLE watermarks (
     up_to        INTEGER NOT NULL,
     PRIMARY KEY (platform, recipient_id, status)
 ) STRICT, WITHOUT ROWID;
+";
+
+/// A SENT message on a platform that reports receipts waits on one: the
+/// reconciler finds those past a deadline, and marks each overdue once
+/// (`receipt_overdue_at`). The partial index holds only those still
+/// waiting, not every Telegram message (whose SENT is final); its platform
+/// list is `queries::receipt_platforms!`, which a test ties to the domain.
+const V8: &str = "
+ALTER TABLE messages ADD COLUMN receipt_overdue_at INTEGER;
+
+CREATE INDEX messages_awaiting_receipt_by_age ON messages (created_at)
+    WHERE status = 'SENT' AND recipient_platform IN ('whatsapp', 'instagram', 'messenger');
 ";
 
 /// The one connection that writes: WAL, so readers never wait for it.

@@ -6,7 +6,9 @@
 //! writer thread runs them one after another, which is what makes the
 //! read-decide-write of a transition atomic without any lock of ours.
 
-use chat4all_domain::{DeliveryStatus, Timestamp};
+use std::time::Duration;
+
+use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
 use chat4all_proto::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -15,7 +17,7 @@ use super::rows::MessageRow;
 use crate::db_error::db_error;
 use chat4all_store::backend_rules::{
     INBOUND_MESSAGE_ID_FIELD, channel_vendor_key, check_inbound_key, count_transition as count,
-    inbound_channel, inbound_source,
+    inbound_channel, inbound_source, receipt_overdue,
 };
 use chat4all_store::stored_rows::{ChannelColumns, DeliveryState, HistoryEntry, metadata_to_json};
 use chat4all_store::{
@@ -181,6 +183,39 @@ fn append_history(
     ])
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Marks the messages whose receipt is overdue, as
+/// [`chat4all_store::MessageStore::mark_receipt_overdue`] describes. The
+/// read, the rule and the write run in one writer job, so two reconcilers
+/// (or a receipt arriving) cannot both see a message unmarked.
+pub(super) fn mark_receipt_overdue(
+    conn: &Connection,
+    ids: &[MessageId],
+    deadline: Duration,
+    now: Timestamp,
+) -> Result<Vec<MessageId>, StoreError> {
+    let mut marked = Vec::new();
+    for id in ids {
+        let Some(MessageRow { seq, message }) = queries::message_by_id(conn, id)? else {
+            continue;
+        };
+        if !receipt_overdue(&message, deadline, now) {
+            continue;
+        }
+        let first = conn
+            .prepare_cached(
+                "UPDATE messages SET receipt_overdue_at = ?2 WHERE seq = ?1 AND receipt_overdue_at IS NULL",
+            )
+            .map_err(db_error)?
+            .execute(params![seq, now.as_micros()])
+            .map_err(db_error)?;
+        if first == 1 {
+            append_history(conn, seq, &HistoryEntry::receipt_overdue(deadline, now), now)?;
+            marked.push(*id);
+        }
+    }
+    Ok(marked)
 }
 
 /// Creates or updates the channel with `channel`'s vendor key, as
@@ -414,7 +449,6 @@ fn stored_channel(conn: &Connection, id: &str) -> Result<pb::Channel, StoreError
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use chat4all_domain::MessageId;
     use chat4all_store::backend_rules::history_detail as detail;
 
     #[test]

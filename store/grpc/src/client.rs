@@ -355,6 +355,27 @@ impl MessageStore for StoreClient {
             .map_err(|s| from_status(&s))?;
         Ok(())
     }
+
+    async fn mark_receipt_overdue(
+        &self,
+        ids: &[MessageId],
+        deadline: Duration,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = pb::MarkReceiptOverdueRequest {
+            message_ids: ids.iter().map(ToString::to_string).collect(),
+            deadline: Some(convert::lease_to_proto(deadline, convert::field::DEADLINE)?),
+        };
+        let response = self
+            .rpc()
+            .mark_receipt_overdue(request)
+            .await
+            .map_err(|s| from_status(&s))?;
+        convert::claim_ids_from_proto(&response.into_inner().message_ids)
+            .map_err(|e| StoreError::Corrupt(format!("receipt-overdue answer: {e}")))
+    }
 }
 
 /// The flag of every service that reaches the store over gRPC.

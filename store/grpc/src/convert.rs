@@ -48,6 +48,7 @@ pub(super) mod field {
     pub(crate) const DEDUP_WINDOW: &str = "dedup_window";
     pub(crate) const LEASE: &str = "lease";
     pub(crate) const TTL: &str = "ttl";
+    pub(crate) const DEADLINE: &str = "deadline";
     pub(crate) const LEASE_NAME: &str = "name";
     pub(crate) const ANSWERED_AT: &str = "answered_at";
     pub(crate) const RECIPIENT: &str = "recipient";
@@ -81,6 +82,7 @@ pub(super) mod field {
         DEDUP_WINDOW,
         LEASE,
         TTL,
+        DEADLINE,
         LEASE_NAME,
         ANSWERED_AT,
         RECIPIENT,

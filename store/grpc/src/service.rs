@@ -332,4 +332,21 @@ impl<S: MessageStore + ?Sized> MessageStoreRpc for StoreService<S> {
         })
         .await
     }
+
+    async fn mark_receipt_overdue(
+        &self,
+        request: Request<pb::MarkReceiptOverdueRequest>,
+    ) -> Result<Response<pb::MarkReceiptOverdueResponse>, Status> {
+        answer(async {
+            let request = request.into_inner();
+            let ids = convert::claim_ids_from_proto(&request.message_ids)?;
+            // A deadline of nothing would mark every SENT message at once.
+            let deadline = convert::lease_from_proto(request.deadline, convert::field::DEADLINE)?;
+            let marked = self.store.mark_receipt_overdue(&ids, deadline).await?;
+            Ok(pb::MarkReceiptOverdueResponse {
+                message_ids: marked.iter().map(ToString::to_string).collect(),
+            })
+        })
+        .await
+    }
 }

@@ -30,6 +30,7 @@ mod conversations;
 mod errors;
 mod inbound;
 mod messages;
+mod overdue;
 mod pending;
 mod rows;
 mod schema;
@@ -296,6 +297,14 @@ impl MessageStore for ScyllaStore {
 
     async fn release_claims(&self, ids: &[MessageId], claimant: &str) -> Result<(), StoreError> {
         claims::release(&self.db, ids, claimant).await
+    }
+
+    async fn mark_receipt_overdue(
+        &self,
+        ids: &[MessageId],
+        deadline: Duration,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        overdue::mark(&self.db, ids, deadline).await
     }
 
     async fn put_channel(

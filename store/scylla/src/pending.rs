@@ -1,11 +1,12 @@
-//! Messages waiting in ACCEPTED or ROUTED (`pending_messages`): kept as
-//! messages move, read by the reconciler's look-up.
+//! Messages waiting in ACCEPTED or ROUTED, or SENT on a platform that
+//! reports receipts (`pending_messages`): kept as messages move, read by
+//! the reconciler's look-up.
 //!
 //! A row is written with the status a message enters and deleted when it
 //! leaves; a crash (or two transitions crossing) may leave a row behind,
 //! which the look-up checks against the message and clears.
 
-use chat4all_domain::{DeliveryStatus, MessageId, Timestamp};
+use chat4all_domain::{DeliveryStatus, MessageId, Platform, Timestamp};
 use chat4all_proto::v1 as pb;
 use futures::{StreamExt, TryStreamExt, stream};
 
@@ -20,12 +21,22 @@ use chat4all_store::paging::page_size;
 /// A position in a bucket, as `pending_messages` keys it.
 type Position = (i64, String);
 
-/// The statuses the reconciler may ask about: our pipeline still owes
-/// those messages a step (routing, sending). Later statuses wait on a
-/// platform, and keeping them would make the table grow with every message
-/// never read.
-pub(super) fn is_tracked(status: DeliveryStatus) -> bool {
-    matches!(status, DeliveryStatus::Accepted | DeliveryStatus::Routed)
+/// Whether a message to `platform` in `status` has a row: our pipeline
+/// still owes it a step (routing, sending), or it is SENT and waits on the
+/// platform's receipt, which the reconciler watches for a deadline.
+/// Elsewhere SENT is final, and DELIVERED waits only on a person reading:
+/// keeping those would make the table grow with every message.
+pub(super) fn is_tracked(status: DeliveryStatus, platform: Platform) -> bool {
+    match status {
+        DeliveryStatus::Accepted | DeliveryStatus::Routed => true,
+        DeliveryStatus::Sent => platform.reports_receipts(),
+        _ => false,
+    }
+}
+
+/// The statuses the look-up answers for: those tracked on some platform.
+fn is_looked_up(status: DeliveryStatus) -> bool {
+    Platform::ALL.into_iter().any(|p| is_tracked(status, p))
 }
 
 impl Db {
@@ -59,10 +70,10 @@ pub(super) async fn stuck(
     created_before: Timestamp,
     limit: u32,
 ) -> Result<Vec<pb::Message>, StoreError> {
-    if !is_tracked(status) {
+    if !is_looked_up(status) {
         return Err(StoreError::Invalid {
             field: "status",
-            reason: format!("{status} is not tracked for reconciliation (ACCEPTED and ROUTED are)"),
+            reason: format!("{status} is not tracked for reconciliation (ACCEPTED, ROUTED and SENT are)"),
         });
     }
     let limit = page_size(limit) as usize;
@@ -130,11 +141,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_statuses_our_pipeline_owes_a_step_are_tracked() {
-        let tracked: Vec<_> = DeliveryStatus::ALL
+    fn statuses_our_pipeline_owes_a_step_and_sent_awaiting_a_receipt_are_tracked() {
+        let tracked = |platform| -> Vec<_> {
+            DeliveryStatus::ALL
+                .into_iter()
+                .filter(|s| is_tracked(*s, platform))
+                .collect()
+        };
+        use DeliveryStatus::{Accepted, Routed, Sent};
+        assert_eq!(tracked(Platform::WhatsApp), [Accepted, Routed, Sent]);
+        assert_eq!(tracked(Platform::Messenger), [Accepted, Routed, Sent]);
+        assert_eq!(tracked(Platform::Telegram), [Accepted, Routed]);
+        assert_eq!(tracked(Platform::Chotot), [Accepted, Routed]);
+        let looked_up: Vec<_> = DeliveryStatus::ALL
             .into_iter()
-            .filter(|s| is_tracked(*s))
+            .filter(|s| is_looked_up(*s))
             .collect();
-        assert_eq!(tracked, [DeliveryStatus::Accepted, DeliveryStatus::Routed]);
+        assert_eq!(looked_up, [Accepted, Routed, Sent]);
     }
 }

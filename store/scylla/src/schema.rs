@@ -28,7 +28,7 @@ pub(super) struct Migration {
 }
 
 /// Every migration, in order.
-pub(super) const MIGRATIONS: &[Migration] = &[V1, V2, V3];
+pub(super) const MIGRATIONS: &[Migration] = &[V1, V2, V3, V4];
 
 /// The version this build reads and writes.
 pub(super) fn latest() -> i32 {
@@ -100,8 +100,9 @@ const V1: Migration = Migration {
             bucket bigint,
             PRIMARY KEY (conversation_id, bucket)
         ) WITH CLUSTERING ORDER BY (bucket DESC)",
-        // Messages in ACCEPTED or ROUTED, by status and five minutes of
-        // creation, oldest first; a row goes when its message moves on.
+        // Messages in ACCEPTED or ROUTED (and, from V4, SENT awaiting a
+        // receipt), by status and five minutes of creation, oldest first;
+        // a row goes when its message moves on.
         "CREATE TABLE IF NOT EXISTS pending_messages (
             status text,
             bucket bigint,
@@ -222,6 +223,22 @@ const V3: Migration = Migration {
           AND default_time_to_live = 604800
           AND gc_grace_seconds = 10800",
     ],
+};
+
+/// Messages whose receipt the reconciler found overdue, each marked once.
+/// A table rather than a column of `messages` (see V2), written with
+/// `IF NOT EXISTS` so two markers cannot both mark. No TTL: a mark that
+/// expired would let a message still SENT be marked again. SENT messages
+/// of platforms that report receipts also get `pending_messages` rows from
+/// this version on; that needs no DDL (the status is part of the key), and
+/// messages SENT before it are not looked at.
+const V4: Migration = Migration {
+    version: 4,
+    description: "receipts overdue, marked once",
+    statements: &["CREATE TABLE IF NOT EXISTS receipts_overdue (
+            message_id text PRIMARY KEY,
+            marked_at bigint
+        )"],
 };
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -186,6 +186,10 @@ statements! {
     latest_watermark: Read =
         "SELECT up_to FROM watermarks WHERE platform = ? AND recipient_id = ? AND status = ? LIMIT 1";
 
+    /// Marks a receipt overdue; not applied when it was marked before.
+    insert_receipt_overdue: Lwt =
+        "INSERT INTO receipts_overdue (message_id, marked_at) VALUES (?, ?) IF NOT EXISTS";
+
     // Named leases.
     insert_lease: Lwt = "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) IF NOT EXISTS";
     lease_serial: SerialRead = "SELECT holder, until FROM leases WHERE name = ?";
@@ -303,6 +307,7 @@ mod tests {
             "insert_channel",
             "insert_channel_vendor",
             "insert_inbound_key",
+            "insert_receipt_overdue",
         ] {
             assert_eq!(lwt(name).kind, Kind::Lwt, "{name}");
         }
@@ -348,6 +353,7 @@ mod tests {
             ("idempotency_keys", &["idempotency_key"]),
             ("send_claims", &["message_id"]),
             ("leases", &["name"]),
+            ("receipts_overdue", &["message_id"]),
             ("awaiting_receipts", &["platform", "recipient_id"]),
             ("watermarks", &["platform", "recipient_id", "status"]),
             ("channels", &["id"]),

@@ -164,15 +164,16 @@ pub(super) async fn apply(db: &Db, change: &StatusChange) -> Result<TransitionRe
 
     let (previous, current) = (decided.before.delivery.status, decided.after.delivery.status);
     if previous != current {
+        let platform = row.message.recipient.platform;
         futures::try_join!(
             async {
-                if is_tracked(previous) {
+                if is_tracked(previous, platform) {
                     db.set_pending(previous, &row, false).await?;
                 }
                 Ok::<_, StoreError>(())
             },
             async {
-                if is_tracked(current) {
+                if is_tracked(current, platform) {
                     db.set_pending(current, &row, true).await?;
                 }
                 Ok(())

@@ -20,6 +20,7 @@ mod channels;
 mod claims;
 mod inbound;
 mod messages;
+mod receipts;
 mod support;
 mod transitions;
 
@@ -38,6 +39,10 @@ pub use inbound::{
     inbound_messages_are_never_stuck, inbound_redelivery_is_duplicate, inbound_without_key_is_invalid,
 };
 pub use messages::{idempotent_put, list_orders_by_written_time, list_pages_newest_first, put_then_get};
+pub use receipts::{
+    receipts_overdue_are_marked_once, sent_is_stuck_only_on_platforms_with_receipts,
+    sent_leaves_stuck_once_a_receipt_comes,
+};
 pub use transitions::{
     backward_move_rejected, batch_in_order_with_full_history, concurrent_transitions_converge,
     delivered_supersedes_failed, happy_path, late_receipt_backfilled, receipt_by_platform_id,
@@ -74,6 +79,9 @@ pub const CHECKS: &[(&str, Check)] = checks![
     stuck_messages_are_found_oldest_first,
     expired_claims_tell_what_their_holder_left,
     expired_claims_are_stuck_again,
+    sent_is_stuck_only_on_platforms_with_receipts,
+    sent_leaves_stuck_once_a_receipt_comes,
+    receipts_overdue_are_marked_once,
     named_leases_have_one_holder,
     watermarks_cover_what_was_sent_before_them,
     watermarks_keep_the_latest,

@@ -5,7 +5,9 @@ use chat4all_domain::{DeliveryStatus, Timestamp};
 use chat4all_proto::v1 as pb;
 
 use super::{status_from_name, truncated};
-use crate::backend_rules::{ACCEPTING_HOP, INBOUND_HOP, history_detail};
+use crate::backend_rules::{
+    ACCEPTING_HOP, INBOUND_HOP, RECONCILER_HOP, history_detail, receipt_overdue_detail,
+};
 use crate::{NewInbound, StatusChange, StoreError, TransitionOutcome};
 
 /// A `status_history` row, column for column.
@@ -70,6 +72,17 @@ impl<'a> HistoryEntry<'a> {
             hop: INBOUND_HOP,
             outcome: TransitionOutcome::Applied,
             detail: history_detail(None, Some(&inbound.external_message_id)),
+        }
+    }
+
+    /// The note that a SENT message's receipt is overdue, at `now`.
+    pub fn receipt_overdue(deadline: std::time::Duration, now: Timestamp) -> Self {
+        Self {
+            status: DeliveryStatus::Sent,
+            at: now,
+            hop: RECONCILER_HOP,
+            outcome: TransitionOutcome::Noted,
+            detail: receipt_overdue_detail(deadline),
         }
     }
 
