@@ -13,10 +13,10 @@
 //! hidden: a message whose call may have acted where no echo can tell
 //! ends FAILED with that reason rather than be sent twice.
 //!
-//! 45 seconds in CI (the rolling restart makes the run longer); by hand:
-//! `CHAT4ALL_CHAOS_SECS=180 cargo test -p chat4all --test chaos -- --nocapture`.
-//! `CHAT4ALL_CHAOS_RATE` (messages a second, 200) and `CHAT4ALL_CHAOS_SEED`
-//! (the driver's choices; printed) change the run.
+//! 45 seconds at 30 messages a second in CI, rolling one replica of each
+//! service; by hand, three minutes at 200 rolling every process:
+//! `CHAT4ALL_CHAOS_SECS=180 CHAT4ALL_CHAOS_RATE=200 cargo test --release -p chat4all --test chaos -- --nocapture`.
+//! `CHAT4ALL_CHAOS_SEED` repeats the driver's choices (printed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -62,7 +62,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost_or_sent_twice() {
     let run_for = Duration::from_secs(env_or("CHAT4ALL_CHAOS_SECS", 45));
-    let rate: f64 = env_or("CHAT4ALL_CHAOS_RATE", 200.0);
+    // What a debug build of the whole production form sustains on two
+    // cores beside CI's other work; the long run by hand takes 200.
+    let rate: f64 = env_or("CHAT4ALL_CHAOS_RATE", 30.0);
     let seed: u64 = env_or(
         "CHAT4ALL_CHAOS_SEED",
         std::time::SystemTime::now()
@@ -89,13 +91,16 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
         .map(str::to_owned)
         .to_vec();
         // A call is given up on after 3 s (the adapter) or 6 s (the
-        // sidecar), so a killed sidecar's claims come free after 21 s
-        // rather than a minute (a call, the echo window, a margin).
+        // sidecar). The echo window must outlast the echo's worst way to
+        // the store here: its webhook waiting for a killed sidecar's
+        // restart, a killed status-consumer's partitions waiting out its
+        // session; 10 s missed some. A claim lease covers a call, the
+        // window and a margin.
         config.adapter_args = vec!["--request-timeout=3s".to_owned()];
         config.sidecar_args = [
             "--send-timeout=6000",
-            "--echo-window=10000",
-            "--claim-lease=21000",
+            "--echo-window=30000",
+            "--claim-lease=41000",
         ]
         .map(str::to_owned)
         .to_vec();

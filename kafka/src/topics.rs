@@ -10,6 +10,11 @@ use chat4all_domain::Platform;
 pub const MESSAGES: &str = "messages";
 /// router, sidecars → status-consumer.
 pub const STATUS_UPDATES: &str = "status-updates";
+/// status-consumer → status-consumer: updates for a message the store did
+/// not know yet, each due after its backoff. A lane of their own, so that
+/// waiting for one never holds up the updates behind it on
+/// `status-updates`.
+pub const STATUS_RETRY: &str = "status-updates.retry";
 /// sidecars → router: what users wrote on the platforms.
 pub const INBOUND: &str = "inbound";
 /// api-gateway, status-consumer → api-gateway's WatchMessages.
@@ -22,7 +27,7 @@ pub fn dead_letter(topic: &str) -> String {
 
 /// Every topic the system uses, for creation.
 pub fn all() -> Vec<String> {
-    let mut topics: Vec<String> = [MESSAGES, STATUS_UPDATES, INBOUND, MESSAGE_EVENTS]
+    let mut topics: Vec<String> = [MESSAGES, STATUS_UPDATES, STATUS_RETRY, INBOUND, MESSAGE_EVENTS]
         .into_iter()
         .map(str::to_owned)
         .collect();

@@ -98,22 +98,37 @@ pub async fn run(
     register_series();
     // Applying a status update again is a repeat, so a batch cut short
     // by a stop is safe to redo.
-    let settings = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES])
+    let main = ConsumerSettings::new(&config.group, &[topics::STATUS_UPDATES])
         .with_ready(ready)
         .with_drain(DRAIN);
+    // The retry lane is a group of its own: its members wait for each
+    // update's due time, which on `status-updates` would hold up every
+    // update behind it (the chaos test saw echoes wait past their window
+    // behind receipts put back 16 s).
+    let retry_lane =
+        ConsumerSettings::new(format!("{}-retry", config.group), &[topics::STATUS_RETRY]).with_drain(DRAIN);
     let tracer = chat4all_telemetry::spans::tracer("chat4all-status-consumer");
-    let retry = config.retry_policy();
-    let stopping = shutdown.clone();
-    let make = |producer| Applier {
-        store,
-        producer,
-        tracer,
-        retry,
-        stopping,
+    let applier = |store: SharedStore, tracer: HopTracer| {
+        let (retry, stopping) = (config.retry_policy(), shutdown.clone());
+        move |producer| Applier {
+            store,
+            producer,
+            tracer,
+            retry,
+            stopping,
+        }
     };
-    chat4all_kafka::consume(kafka, settings, make, shutdown)
-        .await
-        .context("consuming status-updates")
+    let (main, retried) = tokio::join!(
+        chat4all_kafka::consume(
+            kafka,
+            main,
+            applier(store.clone(), tracer.clone()),
+            shutdown.clone()
+        ),
+        chat4all_kafka::consume(kafka, retry_lane, applier(store, tracer), shutdown.clone()),
+    );
+    main.context("consuming status-updates")?;
+    retried.context("consuming status-updates.retry")
 }
 
 struct Applier {
@@ -457,8 +472,8 @@ impl BatchHandler for Applier {
 }
 
 impl Applier {
-    /// Produces `record` again to the tail of its topic and partition (same
-    /// key), as try `attempt`, due after `delay`.
+    /// Produces `record` again on the retry lane (same key), as try
+    /// `attempt`, due after `delay`.
     async fn put_back(
         &self,
         record: &Record,
@@ -469,7 +484,7 @@ impl Applier {
         let key = record.key.as_deref().unwrap_or("");
         let delivery = self
             .producer
-            .enqueue(&record.topic, key, &record.payload, &headers)
+            .enqueue(topics::STATUS_RETRY, key, &record.payload, &headers)
             .await
             .map_err(HandlerError::new)?;
         metrics::counter!("chat4all_status_not_found_total", "action" => "retried").increment(1);
@@ -542,6 +557,97 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(asked.elapsed() < Duration::from_secs(5));
+    }
+
+    /// An update for a message not stored yet waits out its backoff on
+    /// the retry lane, not on `status-updates`: the updates after it are
+    /// applied at once, and it is applied when its message comes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_update_put_back_holds_up_none_behind_it() {
+        use chat4all_store::NewMessage;
+        let kafka = MockKafka::start(1).unwrap();
+        kafka.create_topics(&chat4all_kafka::topics::all(), 1).unwrap();
+        let args = kafka.args();
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore =
+            Arc::new(EmbeddedStore::open(&dir.path().join("s.db"), EmbeddedOptions::default()).unwrap());
+        let message = |text: &str| NewMessage {
+            id: chat4all_domain::MessageId::generate(),
+            conversation_id: "lane".parse().unwrap(),
+            recipient: "whatsapp:15551234567".parse().unwrap(),
+            text: text.to_owned(),
+            source: chat4all_domain::SOURCE_API.to_owned(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+            created_at: chat4all_domain::Timestamp::now(),
+            idempotency_key: None,
+        };
+        let (early, known) = (message("early"), message("known"));
+        store.put_message(known.clone()).await.unwrap();
+        let producer = Producer::new(&args, "test").unwrap();
+        let routed = |id: chat4all_domain::MessageId| {
+            pb::StatusUpdate {
+                message_id: id.to_string(),
+                status: pb::DeliveryStatus::Routed as i32,
+                hop: "router".to_owned(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        let shutdown = CancellationToken::new();
+        let config = StatusConsumerConfig {
+            not_found_delay: Duration::from_secs(4),
+            ..StatusConsumerConfig::default()
+        };
+        let consumer = tokio::spawn({
+            let (store, args, shutdown) = (store.clone(), args.clone(), shutdown.clone());
+            async move { run(&config, &args, store, ReadyFlag::unwatched(), shutdown).await }
+        });
+        let status = |id: chat4all_domain::MessageId| {
+            let store = store.clone();
+            async move { store.get_message(id).await.unwrap().map(|m| m.status) }
+        };
+        let routed_within = |id, within: Duration| async move {
+            let deadline = std::time::Instant::now() + within;
+            while std::time::Instant::now() < deadline {
+                if status(id).await == Some(pb::DeliveryStatus::Routed as i32) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        };
+        let send = |payload: Vec<u8>| {
+            let producer = producer.clone();
+            async move {
+                producer
+                    .enqueue(
+                        topics::STATUS_UPDATES,
+                        "lane",
+                        &payload,
+                        &RecordHeaders::default(),
+                    )
+                    .await
+                    .unwrap()
+                    .acked()
+                    .await
+                    .unwrap();
+            }
+        };
+        send(routed(early.id)).await;
+        // Time for the consumer to join and put it back, due in 4 s.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        send(routed(known.id)).await;
+        assert!(
+            routed_within(known.id, Duration::from_secs(2)).await,
+            "the update behind a put-back one waited"
+        );
+        store.put_message(early.clone()).await.unwrap();
+        assert!(
+            routed_within(early.id, Duration::from_secs(20)).await,
+            "the put-back update was applied once its message came"
+        );
+        shutdown.cancel();
+        consumer.await.unwrap().unwrap();
     }
 
     #[test]

@@ -3,21 +3,23 @@
 //!
 //! A receipt may legitimately arrive before its message is visible: a
 //! store replica that has not caught up, a webhook faster than the
-//! sidecar's SENT, a Meta receipt found only by its platform id. So a
-//! not-found update is produced again to the tail of its own topic (same
-//! key, same headers) with `retry-attempt` and `retry-not-before`, with
-//! backoff doubling from the first delay, and only after the last attempt
-//! goes to the dead-letter topic with the reason.
+//! sidecar's SENT, a Meta receipt found only by its platform id (out of
+//! order, before the echo that names it). So a not-found update is
+//! produced to the retry lane, `status-updates.retry` (same key, same
+//! headers), with `retry-attempt` and `retry-not-before`, with backoff
+//! doubling from the first delay, and only after the last attempt goes to
+//! the dead-letter topic with the reason.
 //!
-//! Why the topic and not a wait in the batch handler or an in-memory set:
+//! Why a topic and not a wait in the batch handler or an in-memory set:
 //! the batch's offsets are committed once the handler returns, so an
 //! in-memory set loses the update on a crash, and a wait in the handler
-//! holds every partition of the member for the whole backoff (about 30 s)
-//! for each batch that has one unknown message, which a stream of receipts
-//! for messages we never sent would make permanent. Put back on the topic,
-//! the update is durable before its offset is committed, any replica can
-//! take it up, and when it comes round again only what arrived after it
-//! (younger than its delay) waits for the rest of that delay.
+//! holds every partition of the member for the whole backoff. Why a lane
+//! of its own and not the tail of `status-updates`: there, a put-back
+//! update not yet due held up every update behind it, and with receipts
+//! put back all the time (every out-of-order Meta receipt) the partitions
+//! spent their time waiting; an echo behind them missed its window and the
+//! message was sent twice. On the retry lane only put-back updates wait,
+//! each at most for those ahead of it, and any replica can take them up.
 
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 //! died during its call.
 //!
 //! A blind retry could send the message twice, so the policy is:
-//! - a platform whose webhooks echo our sends (`send_echoes`: Messenger,
-//!   Instagram, Chotot) settles it: the adapter turns the echo into a SENT
+//! - a platform whose webhooks echo our sends with our ids (`send_echoes`:
+//!   Messenger, Instagram) settles it: the adapter turns the echo into a SENT
 //!   receipt that the status-consumer applies, so the message reaching SENT
 //!   in the store within `echo_window` confirms the send, and its absence
 //!   refutes it (then it is sent again);
