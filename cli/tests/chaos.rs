@@ -91,16 +91,14 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
         .map(str::to_owned)
         .to_vec();
         // A call is given up on after 3 s (the adapter) or 6 s (the
-        // sidecar). The echo window must outlast the echo's worst way to
-        // the store here: its webhook waiting for a killed sidecar's
-        // restart, a killed status-consumer's partitions waiting out its
-        // session; 10 s missed some. A claim lease covers a call, the
-        // window and a margin.
+        // sidecar). The echo window is the default, 20 s; a claim lease
+        // covers a call, the window and a margin (a killed sidecar's
+        // messages wait that long for another).
         config.adapter_args = vec!["--request-timeout=3s".to_owned()];
         config.sidecar_args = [
             "--send-timeout=6000",
-            "--echo-window=30000",
-            "--claim-lease=41000",
+            "--echo-window=20000",
+            "--claim-lease=31000",
         ]
         .map(str::to_owned)
         .to_vec();
