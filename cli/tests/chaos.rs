@@ -39,7 +39,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use support::TestTopology;
+use support::{TestTopology, send_until_accepted};
 
 /// Senders at once: the rate is theirs together.
 const SENDERS: usize = 20;
@@ -218,14 +218,7 @@ async fn under_kills_rolling_restarts_and_a_misbehaving_platform_nothing_is_lost
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let calls = platform_calls(&http, &simulator).await;
-    let stats: Value = http
-        .get(format!("{simulator}/_simulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get_json(&http, &format!("{simulator}/_simulator/stats")).await;
     let stored_inbound = stored_inbound(&mut client, &written).await;
 
     // The figures.
@@ -433,16 +426,7 @@ async fn send_steadily(
             idempotency_key: text.clone(),
             at_least_once,
         };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let id = loop {
-            match client.send_message(request.clone()).await {
-                Ok(answer) => break answer.into_inner().message_id,
-                Err(status) if retryable(&status) && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(status) => panic!("sending {text}: {status}"),
-            }
-        };
+        let id = send_until_accepted(&mut client, &request).await;
         ledger.lock().await.push(Sent {
             id,
             text,
@@ -451,17 +435,6 @@ async fn send_steadily(
         });
         n += 1;
     }
-}
-
-/// A call that failed because a gateway, or what it calls, was not there.
-fn retryable(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable
-            | tonic::Code::Cancelled
-            | tonic::Code::Unknown
-            | tonic::Code::DeadlineExceeded
-    )
 }
 
 /// One message a platform user wrote.
@@ -543,15 +516,12 @@ impl Calls {
     }
 }
 
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn platform_calls(http: &reqwest::Client, simulator: &str) -> Calls {
-    let answer: Value = http
-        .get(format!("{simulator}/_simulator/received"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = get_json(http, &format!("{simulator}/_simulator/received")).await;
     let sends = answer["sends"].as_array().unwrap();
     let mut acted = HashMap::new();
     for send in sends {

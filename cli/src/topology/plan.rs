@@ -365,11 +365,16 @@ mod tests {
     use super::*;
 
     fn plan(replicas: u16, cassandra: Option<SocketAddr>) -> (tempfile::TempDir, Plan) {
+        plan_with(|config| config.replicas = replicas, cassandra)
+    }
+
+    fn plan_with(
+        configure: impl FnOnce(&mut TopologyConfig),
+        cassandra: Option<SocketAddr>,
+    ) -> (tempfile::TempDir, Plan) {
         let dir = tempfile::tempdir().unwrap();
-        let config = TopologyConfig {
-            replicas,
-            ..TopologyConfig::ephemeral(dir.path(), "/bin/chat4all")
-        };
+        let mut config = TopologyConfig::ephemeral(dir.path(), "/bin/chat4all");
+        configure(&mut config);
         let plan = Plan::new(
             &config,
             "/bin/chat4all".into(),
@@ -462,22 +467,15 @@ mod tests {
 
     #[test]
     fn extra_flags_reach_every_process_of_their_kind_and_no_other() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = TopologyConfig {
-            replicas: 2,
-            simulator_args: vec!["--timeout-rate=0.02".to_owned()],
-            sidecar_args: vec!["--claim-lease=20000".to_owned()],
-            adapter_args: vec!["--request-timeout=3s".to_owned()],
-            ..TopologyConfig::ephemeral(dir.path(), "/bin/chat4all")
-        };
-        let plan = Plan::new(
-            &config,
-            "/bin/chat4all".into(),
-            dir.path().join("libs"),
-            &dir.path().join("logs"),
+        let (_dir, plan) = plan_with(
+            |config| {
+                config.replicas = 2;
+                config.simulator_args = vec!["--timeout-rate=0.02".to_owned()];
+                config.sidecar_args = vec!["--claim-lease=20000".to_owned()];
+                config.adapter_args = vec!["--request-timeout=3s".to_owned()];
+            },
             None,
-        )
-        .unwrap();
+        );
         for service in &plan.services {
             let args = args(&plan, &service.name);
             let has = |flag: &str| args.iter().any(|a| a == flag);

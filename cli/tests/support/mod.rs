@@ -197,21 +197,31 @@ pub(crate) async fn send_one(
         idempotency_key: text.clone(),
         at_least_once: false,
     };
-    let deadline = Instant::now() + WITHIN;
-    let id = loop {
-        match client.send_message(request.clone()).await {
-            Ok(answer) => break answer.into_inner().message_id,
-            Err(status) if retryable(&status) && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(status) => panic!("sending {text}: {status}"),
-        }
-    };
+    let id = send_until_accepted(client, &request).await;
     Sent {
         id,
         platform,
         text,
         final_state,
+    }
+}
+
+/// Sends `request` until a gateway accepts it, as a client must when its
+/// call failed on the way (a gateway restarting, or a store it waits on):
+/// again under the same idempotency key. The message id.
+pub(crate) async fn send_until_accepted(
+    client: &mut MessagingServiceClient<Channel>,
+    request: &SendMessageRequest,
+) -> String {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        match client.send_message(request.clone()).await {
+            Ok(answer) => return answer.into_inner().message_id,
+            Err(status) if retryable(&status) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("sending {}: {status}", request.text),
+        }
     }
 }
 
@@ -437,6 +447,9 @@ pub(crate) async fn assert_each_sent_once(simulator_url: &str, sent: &[Sent]) {
 fn retryable(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+        tonic::Code::Unavailable
+            | tonic::Code::Cancelled
+            | tonic::Code::Unknown
+            | tonic::Code::DeadlineExceeded
     )
 }
