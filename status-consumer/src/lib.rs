@@ -25,6 +25,7 @@ use chat4all_proto::v1 as pb;
 use chat4all_store::{SharedStore, StatusChange, TransitionOutcome, TransitionResult};
 use chat4all_telemetry::HopTracer;
 use chat4all_telemetry::spans::attributes;
+use futures::StreamExt as _;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +83,9 @@ fn watermark_end(watermark: chat4all_domain::Timestamp) -> chat4all_domain::Time
     let micros = watermark.as_micros();
     chat4all_domain::Timestamp::from_micros(micros - micros.rem_euclid(1000) + 999)
 }
+
+/// Watermark receipts of one batch resolved at once.
+const WATERMARK_CONCURRENCY: usize = 16;
 
 /// How long a stopping member finishes its batch in hand.
 const DRAIN: Duration = Duration::from_secs(3);
@@ -250,6 +254,18 @@ impl Applier {
 }
 
 impl Applier {
+    /// What each watermark covers, in their order, several at once.
+    async fn cover_all(
+        &self,
+        watermarks: Vec<pb::StatusUpdate>,
+    ) -> Vec<Result<Result<Vec<StatusChange>, String>, HandlerError>> {
+        futures::stream::iter(watermarks)
+            .map(|update| async move { self.covered_by(&update).await })
+            .buffered(WATERMARK_CONCURRENCY)
+            .collect()
+            .await
+    }
+
     /// The receipts a message just SENT already has: the watermarks of its
     /// recipient recorded before its SENT was stored (the watermark's own
     /// look-up missed it), as status updates to apply next.
@@ -332,13 +348,28 @@ impl BatchHandler for Applier {
         let mut dead = Vec::new();
         let mut changes = Vec::with_capacity(batch.len());
         let mut sources = Vec::with_capacity(batch.len());
-        for (index, record) in batch.iter().enumerate() {
+        let updates: Vec<Result<pb::StatusUpdate, String>> = batch
+            .iter()
+            .map(|r| decode::<pb::StatusUpdate>(&r.payload))
+            .collect();
+        // Each watermark is a few store round trips: resolved at once, not
+        // one after another (a batch of Messenger receipts, most of them
+        // watermarks, took tens of seconds and held its partition's echoes
+        // past their window). What each covers is used in batch order.
+        let watermarks: Vec<pb::StatusUpdate> = updates
+            .iter()
+            .filter_map(|u| u.as_ref().ok().filter(|u| is_watermark(u)).cloned())
+            .collect();
+        let mut covered = self.cover_all(watermarks).await.into_iter();
+        for ((index, record), update) in batch.iter().enumerate().zip(updates) {
             let mut hop = hops::process(&self.tracer, record);
-            let update = decode::<pb::StatusUpdate>(&record.payload);
             if let Ok(update) = &update
                 && is_watermark(update)
             {
-                match self.covered_by(update).await? {
+                let resolved = covered
+                    .next()
+                    .ok_or_else(|| HandlerError::new("a watermark went unresolved"))?;
+                match resolved? {
                     Ok(covered) => {
                         hop.record(|| vec![attributes::status(update.status().as_str_name())]);
                         metrics::counter!("chat4all_watermark_messages_total", "platform" => update.platform.clone())
