@@ -50,7 +50,7 @@ pub struct StatusConsumerConfig {
     )]
     pub not_found_retries: u32,
     /// The delay before the first of those tries; each further one doubles
-    /// it (1 s and 5 tries: about 30 s in all).
+    /// it (1 s and 7 tries: about two minutes in all).
     #[arg(long = "status-not-found-delay", env = "CHAT4ALL_STATUS_NOT_FOUND_DELAY",
         value_parser = humantime::parse_duration, default_value = "1s")]
     pub not_found_delay: Duration,

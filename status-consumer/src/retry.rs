@@ -35,10 +35,14 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 1 + 2 + 4 + 8 + 16 s: about 30 s in all.
+    /// 1 + 2 + … + 64 s: about two minutes in all, past the longest a
+    /// message's SENT may follow its receipt: a sidecar dies holding its
+    /// claim (the lease, a minute) and the next one settles the call
+    /// through the echo (its window, 20 s). Half a minute dead-lettered
+    /// receipts of messages that reached SENT after all.
     fn default() -> Self {
         Self {
-            attempts: 5,
+            attempts: 7,
             first_delay: Duration::from_secs(1),
         }
     }
@@ -128,7 +132,10 @@ mod tests {
 
     #[test]
     fn backs_off_doubling_then_gives_up_with_a_reason() {
-        let policy = RetryPolicy::default();
+        let policy = RetryPolicy {
+            attempts: 5,
+            ..RetryPolicy::default()
+        };
         let delays: Vec<Next> = (0..=5).map(|done| policy.after(done)).collect();
         let secs = Duration::from_secs;
         assert_eq!(
@@ -168,6 +175,11 @@ mod tests {
             ..policy
         };
         assert!(matches!(none.after(0), Next::GiveUp { .. }));
+        assert_eq!(
+            RetryPolicy::default().longest_delay(),
+            secs(64),
+            "the default waits about two minutes in all"
+        );
     }
 
     #[test]
